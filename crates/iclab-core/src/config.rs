@@ -1,0 +1,165 @@
+//! Typed configuration: defaults -> TOML file -> `--set key=value` overrides -> one validated plan.
+//!
+//! Layers are merged as TOML values and only then deserialised into the typed structure (whose
+//! types deny unknown fields), so a misspelt key in the file or in an override is an error that
+//! names it, never silently ignored.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::error::ConfigError;
+
+/// Merges `over` into `base`: tables merge key by key, anything else replaces.
+pub fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// Parses one override `a.b.c=value`. The value is read as TOML (`3`, `0.5`, `true`, `"x"`,
+/// `[1, 2]`, `{ class = "dense" }`); anything that is not valid TOML is taken as a bare string.
+pub fn parse_override(s: &str) -> Result<(Vec<String>, toml::Value), ConfigError> {
+    let (key, raw) = s
+        .split_once('=')
+        .ok_or_else(|| ConfigError::new("--set", s, "key=value, e.g. train.steps=2000"))?;
+    let path: Vec<String> = key
+        .trim()
+        .split('.')
+        .map(|p| p.trim().to_string())
+        .collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(ConfigError::new(
+            "--set",
+            s,
+            "a dotted key such as train.lr",
+        ));
+    }
+    let raw = raw.trim();
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    Ok((path, value))
+}
+
+/// Sets `path` in `root` to `value`, creating tables on the way.
+pub fn set_path(
+    root: &mut toml::Value,
+    path: &[String],
+    value: toml::Value,
+) -> Result<(), ConfigError> {
+    let mut cur = root;
+    for (i, key) in path.iter().enumerate() {
+        let table = cur.as_table_mut().ok_or_else(|| {
+            ConfigError::new(
+                path[..i].join("."),
+                "a value",
+                "a table (cannot set a key inside a non-table)",
+            )
+        })?;
+        if i + 1 == path.len() {
+            table.insert(key.clone(), value);
+            return Ok(());
+        }
+        cur = table
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Ok(())
+}
+
+/// defaults -> TOML text -> overrides -> `T`. `source` names the file in errors.
+pub fn resolve<T: Serialize + DeserializeOwned>(
+    defaults: &T,
+    toml_text: Option<(&str, &str)>,
+    overrides: &[String],
+) -> Result<T, ConfigError> {
+    let mut value = toml::Value::try_from(defaults)
+        .map_err(|e| ConfigError::new("defaults", e, "a serialisable configuration"))?;
+    if let Some((source, text)) = toml_text {
+        let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError::new(source, e.to_string().trim(), "valid TOML")
+        })?;
+        merge(&mut value, toml::Value::Table(file));
+    }
+    for o in overrides {
+        let (path, v) = parse_override(o)?;
+        set_path(&mut value, &path, v)?;
+    }
+    T::deserialize(value).map_err(|e| {
+        ConfigError::new(
+            toml_text.map(|(s, _)| s).unwrap_or("configuration"),
+            e.to_string().trim(),
+            "the fields documented in the preset files (unknown keys are errors)",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        lr: f64,
+        steps: u64,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        name: String,
+        train: Inner,
+    }
+
+    fn defaults() -> Outer {
+        Outer {
+            name: "x".into(),
+            train: Inner {
+                lr: 1e-4,
+                steps: 10,
+            },
+        }
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let text = "name = \"file\"\n[train]\nsteps = 20\n";
+        let r = resolve(
+            &defaults(),
+            Some(("exp.toml", text)),
+            &["train.steps=30".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Outer {
+                name: "file".into(),
+                train: Inner {
+                    lr: 1e-4,
+                    steps: 30
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let e = resolve(&defaults(), Some(("exp.toml", "[train]\nstpes = 3\n")), &[]).unwrap_err();
+        assert!(e.to_string().contains("stpes"), "{e}");
+        let e = resolve(&defaults(), None, &["train.lrr=1".into()]).unwrap_err();
+        assert!(e.to_string().contains("lrr"), "{e}");
+        let e = resolve(&defaults(), None, &["no_equals".into()]).unwrap_err();
+        assert_eq!(e.field, "--set");
+    }
+}
