@@ -1,1 +1,44 @@
-fn main() {}
+//! `iclab`: the command line. Each subcommand lives in its own module (`cmd_*.rs`) with its clap
+//! `Args` and a `run` function; this file only dispatches.
+
+use clap::{Parser, Subcommand};
+
+mod cmd_classes;
+
+/// In-context learning lab: function classes, exact baselines, GPT-2-style in-context learners and
+/// the experiments of Yadlowsky, Doshi & Tripuraneni (2023).
+#[derive(Parser)]
+#[command(name = "iclab", version, about, long_about = None)]
+struct Cli {
+    /// Worker threads (default: all cores). Results do not depend on it.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the function classes and prompt strategies with their parameters, defaults and E[y^2].
+    Classes(cmd_classes::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+        {
+            eprintln!("error: could not start {t} threads: {e}");
+            std::process::exit(2);
+        }
+    }
+    let result = match cli.command {
+        Command::Classes(a) => cmd_classes::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
