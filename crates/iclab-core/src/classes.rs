@@ -48,11 +48,7 @@ impl FrequencyDist {
             FrequencyDist::Uniform { lo, hi } => {
                 check_range("lo", lo, 0.0, f64::MAX)?;
                 if !(hi.is_finite() && hi >= lo) {
-                    return Err(ConfigError::new(
-                        "hi",
-                        hi,
-                        format!("a finite number >= lo ({lo})"),
-                    ));
+                    return Err(ConfigError::new("hi", hi, format!("a finite number >= lo ({lo})")));
                 }
                 Ok(())
             }
@@ -138,10 +134,7 @@ pub enum ClassSpec {
         second: Box<ClassSpec>,
     },
     /// D(F) = sum_k weights[k] D(classes[k]); the class is drawn per prompt.
-    Mixture {
-        weights: Vec<f64>,
-        classes: Vec<ClassSpec>,
-    },
+    Mixture { weights: Vec<f64>, classes: Vec<ClassSpec> },
 }
 
 /// One function drawn from a class. Linear maps hold their weights so that oracles (a least-squares
@@ -193,11 +186,7 @@ impl Function {
         match self {
             Function::Linear { w } | Function::NoisyLinear { w, .. } => dot(w),
             Function::Quadratic { w } => {
-                w.iter()
-                    .zip(x)
-                    .map(|(w, &x)| w * (x as f64) * (x as f64))
-                    .sum::<f64>()
-                    / 3f64.sqrt()
+                w.iter().zip(x).map(|(w, &x)| w * (x as f64) * (x as f64)).sum::<f64>() / 3f64.sqrt()
             }
             Function::ReluNet { w1, a, scale } => {
                 let d = x.len();
@@ -208,11 +197,7 @@ impl Function {
                 }
                 scale * s
             }
-            Function::DecisionTree {
-                depth,
-                coords,
-                leaves,
-            } => {
+            Function::DecisionTree { depth, coords, leaves } => {
                 let mut node = 0usize;
                 for _ in 0..*depth {
                     node = 2 * node + 1 + usize::from(x[coords[node]] > 0.0);
@@ -232,11 +217,7 @@ impl Function {
                     -1.0
                 }
             }
-            Function::Convex {
-                alpha,
-                first,
-                second,
-            } => alpha * first.eval(x) + (1.0 - alpha) * second.eval(x),
+            Function::Convex { alpha, first, second } => alpha * first.eval(x) + (1.0 - alpha) * second.eval(x),
         }
     }
 
@@ -244,15 +225,8 @@ impl Function {
     pub fn noise_std(&self) -> f64 {
         match self {
             Function::NoisyLinear { noise_std, .. } => *noise_std,
-            Function::Convex {
-                alpha,
-                first,
-                second,
-            } => {
-                let (a, b) = (
-                    alpha * first.noise_std(),
-                    (1.0 - alpha) * second.noise_std(),
-                );
+            Function::Convex { alpha, first, second } => {
+                let (a, b) = (alpha * first.noise_std(), (1.0 - alpha) * second.noise_std());
                 (a * a + b * b).sqrt()
             }
             _ => 0.0,
@@ -288,10 +262,7 @@ impl ClassSpec {
             ClassSpec::Quadratic => "quadratic".into(),
             ClassSpec::ReluNet { hidden } => format!("relu_net(hidden={hidden})"),
             ClassSpec::DecisionTree { depth } => format!("decision_tree(depth={depth})"),
-            ClassSpec::Sinusoid {
-                frequency,
-                amplitude,
-            } => {
+            ClassSpec::Sinusoid { frequency, amplitude } => {
                 let f = match frequency {
                     FrequencyDist::LogNormal { median, sigma } => {
                         format!("lognormal({median},{sigma})")
@@ -306,17 +277,8 @@ impl ClassSpec {
                 }
             }
             ClassSpec::LinearClassification => "linear_classification".into(),
-            ClassSpec::Convex {
-                alpha,
-                first,
-                second,
-            } => {
-                format!(
-                    "convex({alpha} {}, {} {})",
-                    first.name(),
-                    1.0 - alpha,
-                    second.name()
-                )
+            ClassSpec::Convex { alpha, first, second } => {
+                format!("convex({alpha} {}, {} {})", first.name(), 1.0 - alpha, second.name())
             }
             ClassSpec::Mixture { weights, classes } => {
                 let parts: Vec<String> = weights
@@ -332,9 +294,7 @@ impl ClassSpec {
     /// Checks every parameter against the input dimension `d`.
     pub fn validate(&self, d: usize) -> Valid {
         match self {
-            ClassSpec::Dense { .. } | ClassSpec::Quadratic | ClassSpec::LinearClassification => {
-                Ok(())
-            }
+            ClassSpec::Dense { .. } | ClassSpec::Quadratic | ClassSpec::LinearClassification => Ok(()),
             ClassSpec::Sparse { nnz, .. } => {
                 if *nnz < 1 || *nnz > d {
                     Err(ConfigError::new(
@@ -346,9 +306,7 @@ impl ClassSpec {
                     Ok(())
                 }
             }
-            ClassSpec::NoisyLinear { noise_std } => {
-                check_range("noise_std", *noise_std, 0.0, f64::MAX)
-            }
+            ClassSpec::NoisyLinear { noise_std } => check_range("noise_std", *noise_std, 0.0, f64::MAX),
             ClassSpec::ReluNet { hidden } => check_at_least("hidden", *hidden, 1),
             ClassSpec::DecisionTree { depth } => {
                 if (1..=16).contains(depth) {
@@ -357,18 +315,11 @@ impl ClassSpec {
                     Err(ConfigError::new("depth", depth, "an integer in 1..=16"))
                 }
             }
-            ClassSpec::Sinusoid {
-                frequency,
-                amplitude,
-            } => {
+            ClassSpec::Sinusoid { frequency, amplitude } => {
                 frequency.validate().map_err(|e| e.within("frequency"))?;
                 check_positive("amplitude", *amplitude)
             }
-            ClassSpec::Convex {
-                alpha,
-                first,
-                second,
-            } => {
+            ClassSpec::Convex { alpha, first, second } => {
                 check_range("alpha", *alpha, 0.0, 1.0)?;
                 if matches!(**first, ClassSpec::Mixture { .. }) {
                     return Err(ConfigError::new(
@@ -400,11 +351,7 @@ impl ClassSpec {
                 }
                 for (i, w) in weights.iter().enumerate() {
                     if !(w.is_finite() && *w >= 0.0) {
-                        return Err(ConfigError::new(
-                            format!("weights[{i}]"),
-                            w,
-                            "a number >= 0",
-                        ));
+                        return Err(ConfigError::new(format!("weights[{i}]"), w, "a number >= 0"));
                     }
                 }
                 let total: f64 = weights.iter().sum();
@@ -423,8 +370,7 @@ impl ClassSpec {
                             "a single class (mixtures do not nest)",
                         ));
                     }
-                    c.validate(d)
-                        .map_err(|e| e.within(&format!("classes[{i}]")))?;
+                    c.validate(d).map_err(|e| e.within(&format!("classes[{i}]")))?;
                 }
                 Ok(())
             }
@@ -454,13 +400,8 @@ impl ClassSpec {
             ClassSpec::Quadratic | ClassSpec::ReluNet { .. } => d,
             ClassSpec::DecisionTree { .. } | ClassSpec::LinearClassification => 1.0,
             ClassSpec::Sinusoid { amplitude, .. } => amplitude * amplitude / 2.0,
-            ClassSpec::Convex {
-                alpha,
-                first,
-                second,
-            } => {
-                alpha * alpha * first.expected_y2(active)
-                    + (1.0 - alpha) * (1.0 - alpha) * second.expected_y2(active)
+            ClassSpec::Convex { alpha, first, second } => {
+                alpha * alpha * first.expected_y2(active) + (1.0 - alpha) * (1.0 - alpha) * second.expected_y2(active)
             }
             ClassSpec::Mixture { weights, classes } => weights
                 .iter()
@@ -473,9 +414,7 @@ impl ClassSpec {
     /// The mixture's components (a single class is a one-component mixture).
     pub fn components(&self) -> Vec<(f64, &ClassSpec)> {
         match self {
-            ClassSpec::Mixture { weights, classes } => {
-                weights.iter().copied().zip(classes).collect()
-            }
+            ClassSpec::Mixture { weights, classes } => weights.iter().copied().zip(classes).collect(),
             other => vec![(1.0, other)],
         }
     }
@@ -516,11 +455,7 @@ impl ClassSpec {
                 let nnz = (*nnz).min(active);
                 let mut w = vec![0.0; d];
                 let support = rng::choose(rng, active, nnz);
-                let s = if *normalize {
-                    1.0 / (nnz as f64).sqrt()
-                } else {
-                    1.0
-                };
+                let s = if *normalize { 1.0 / (nnz as f64).sqrt() } else { 1.0 };
                 for i in support {
                     w[i] = s * rng::normal(rng);
                 }
@@ -555,10 +490,7 @@ impl ClassSpec {
                     leaves,
                 }
             }
-            ClassSpec::Sinusoid {
-                frequency,
-                amplitude,
-            } => {
+            ClassSpec::Sinusoid { frequency, amplitude } => {
                 let omega = frequency.sample(rng);
                 let phi = 2.0 * std::f64::consts::PI * rng::uniform(rng);
                 let u = if active == 1 {
@@ -581,11 +513,7 @@ impl ClassSpec {
             ClassSpec::LinearClassification => Function::LinearClassification {
                 w: gaussian(rng, d, active),
             },
-            ClassSpec::Convex {
-                alpha,
-                first,
-                second,
-            } => Function::Convex {
+            ClassSpec::Convex { alpha, first, second } => Function::Convex {
                 alpha: *alpha,
                 first: Box::new(first.sample(rng, d, active)),
                 second: Box::new(second.sample(rng, d, active)),

@@ -31,17 +31,9 @@ pub fn parse_override(s: &str) -> Result<(Vec<String>, toml::Value), ConfigError
     let (key, raw) = s
         .split_once('=')
         .ok_or_else(|| ConfigError::new("--set", s, "key=value, e.g. train.steps=2000"))?;
-    let path: Vec<String> = key
-        .trim()
-        .split('.')
-        .map(|p| p.trim().to_string())
-        .collect();
+    let path: Vec<String> = key.trim().split('.').map(|p| p.trim().to_string()).collect();
     if path.iter().any(|p| p.is_empty()) {
-        return Err(ConfigError::new(
-            "--set",
-            s,
-            "a dotted key such as train.lr",
-        ));
+        return Err(ConfigError::new("--set", s, "a dotted key such as train.lr"));
     }
     let raw = raw.trim();
     let value = match format!("v = {raw}").parse::<toml::Table>() {
@@ -52,11 +44,7 @@ pub fn parse_override(s: &str) -> Result<(Vec<String>, toml::Value), ConfigError
 }
 
 /// Sets `path` in `root` to `value`, creating tables on the way.
-pub fn set_path(
-    root: &mut toml::Value,
-    path: &[String],
-    value: toml::Value,
-) -> Result<(), ConfigError> {
+pub fn set_path(root: &mut toml::Value, path: &[String], value: toml::Value) -> Result<(), ConfigError> {
     let mut cur = root;
     for (i, key) in path.iter().enumerate() {
         let table = cur.as_table_mut().ok_or_else(|| {
@@ -83,12 +71,12 @@ pub fn resolve<T: Serialize + DeserializeOwned>(
     toml_text: Option<(&str, &str)>,
     overrides: &[String],
 ) -> Result<T, ConfigError> {
-    let mut value = toml::Value::try_from(defaults)
-        .map_err(|e| ConfigError::new("defaults", e, "a serialisable configuration"))?;
+    let mut value =
+        toml::Value::try_from(defaults).map_err(|e| ConfigError::new("defaults", e, "a serialisable configuration"))?;
     if let Some((source, text)) = toml_text {
-        let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::new(source, e.to_string().trim(), "valid TOML")
-        })?;
+        let file: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::new(source, e.to_string().trim(), "valid TOML"))?;
         merge(&mut value, toml::Value::Table(file));
     }
     for o in overrides {
@@ -125,30 +113,19 @@ mod tests {
     fn defaults() -> Outer {
         Outer {
             name: "x".into(),
-            train: Inner {
-                lr: 1e-4,
-                steps: 10,
-            },
+            train: Inner { lr: 1e-4, steps: 10 },
         }
     }
 
     #[test]
     fn layers_apply_in_order() {
         let text = "name = \"file\"\n[train]\nsteps = 20\n";
-        let r = resolve(
-            &defaults(),
-            Some(("exp.toml", text)),
-            &["train.steps=30".into()],
-        )
-        .unwrap();
+        let r = resolve(&defaults(), Some(("exp.toml", text)), &["train.steps=30".into()]).unwrap();
         assert_eq!(
             r,
             Outer {
                 name: "file".into(),
-                train: Inner {
-                    lr: 1e-4,
-                    steps: 30
-                }
+                train: Inner { lr: 1e-4, steps: 30 }
             }
         );
     }

@@ -14,11 +14,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn new(
-        field: impl Into<String>,
-        value: impl fmt::Display,
-        allowed: impl Into<String>,
-    ) -> Self {
+    pub fn new(field: impl Into<String>, value: impl fmt::Display, allowed: impl Into<String>) -> Self {
         ConfigError {
             field: field.into(),
             value: value.to_string(),
@@ -59,11 +55,7 @@ pub fn check_range(field: &str, v: f64, lo: f64, hi: f64) -> Valid {
     if v.is_finite() && v >= lo && v <= hi {
         Ok(())
     } else {
-        Err(ConfigError::new(
-            field,
-            v,
-            format!("a number in [{lo}, {hi}]"),
-        ))
+        Err(ConfigError::new(field, v, format!("a number in [{lo}, {hi}]")))
     }
 }
 

@@ -41,16 +41,8 @@ impl Curve {
 }
 
 /// Normalised squared errors [prompt][k] of per-prompt predictions [prompt][k].
-pub fn squared_errors(
-    prompts: &[Prompt],
-    predictions: &[Vec<f64>],
-    expected_y2: f64,
-) -> Vec<Vec<f64>> {
-    assert_eq!(
-        prompts.len(),
-        predictions.len(),
-        "one prediction row per prompt"
-    );
+pub fn squared_errors(prompts: &[Prompt], predictions: &[Vec<f64>], expected_y2: f64) -> Vec<Vec<f64>> {
+    assert_eq!(prompts.len(), predictions.len(), "one prediction row per prompt");
     prompts
         .iter()
         .zip(predictions)
@@ -108,10 +100,7 @@ pub fn point(k: usize, col: &[f64], seed: u64) -> CurvePoint {
         .map(|_| (0..m).map(|_| col[rng::index(&mut rng, m)]).sum::<f64>() / m as f64)
         .collect();
     means.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        means
-            [((p * (BOOTSTRAP_RESAMPLES - 1) as f64).round() as usize).min(BOOTSTRAP_RESAMPLES - 1)]
-    };
+    let q = |p: f64| means[((p * (BOOTSTRAP_RESAMPLES - 1) as f64).round() as usize).min(BOOTSTRAP_RESAMPLES - 1)];
     CurvePoint {
         k,
         mean,

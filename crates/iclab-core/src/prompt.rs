@@ -68,9 +68,7 @@ impl PromptStrategy {
 
     pub fn validate(&self) -> Valid {
         match *self {
-            PromptStrategy::ScaledX { scale } | PromptStrategy::ScaledY { scale } => {
-                check_positive("scale", scale)
-            }
+            PromptStrategy::ScaledX { scale } | PromptStrategy::ScaledY { scale } => check_positive("scale", scale),
             PromptStrategy::NoisyY { std } => check_range("std", std, 0.0, f64::MAX),
             _ => Ok(()),
         }
@@ -194,12 +192,7 @@ fn covariance_transform(rng: &mut Rng, d: usize, eigenvalues: &[f64]) -> Vec<f64
 impl PromptSampler {
     /// Validates the class and strategy against `d` and draws the fixed geometry from
     /// `geometry_seed`.
-    pub fn new(
-        class: ClassSpec,
-        strategy: PromptStrategy,
-        d: usize,
-        geometry_seed: u64,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(class: ClassSpec, strategy: PromptStrategy, d: usize, geometry_seed: u64) -> Result<Self, ConfigError> {
         if d < 1 {
             return Err(ConfigError::new("d", d, "an integer >= 1"));
         }
@@ -212,9 +205,7 @@ impl PromptSampler {
                 Some(covariance_transform(&mut rng, d, &lambda))
             }
             PromptStrategy::HalfSubspace => {
-                let lambda: Vec<f64> = (0..d)
-                    .map(|i| if i < d.div_ceil(2) { 1.0 } else { 0.0 })
-                    .collect();
+                let lambda: Vec<f64> = (0..d).map(|i| if i < d.div_ceil(2) { 1.0 } else { 0.0 }).collect();
                 Some(covariance_transform(&mut rng, d, &lambda))
             }
             _ => None,
@@ -235,9 +226,7 @@ impl PromptSampler {
             .collect();
         match (&self.strategy, &self.transform) {
             (_, Some(t)) => {
-                let x: Vec<f64> = (0..d)
-                    .map(|r| (0..d).map(|c| t[r * d + c] * z[c]).sum())
-                    .collect();
+                let x: Vec<f64> = (0..d).map(|r| (0..d).map(|c| t[r * d + c] * z[c]).sum()).collect();
                 z = x;
                 // Keep the curriculum's promise: coordinates beyond the active dimension are zero.
                 z[active..].iter_mut().for_each(|v| *v = 0.0);
@@ -250,28 +239,17 @@ impl PromptSampler {
 
     /// Prompt `index` of stream (seed, purpose): n points, `active` non-zero coordinates.
     /// Deterministic in its arguments alone; prompts with larger n extend those with smaller n.
-    pub fn prompt(
-        &self,
-        seed: u64,
-        purpose: Purpose,
-        index: u64,
-        n: usize,
-        active: usize,
-    ) -> Prompt {
+    pub fn prompt(&self, seed: u64, purpose: Purpose, index: u64, n: usize, active: usize) -> Prompt {
         let d = self.d;
         let active = active.clamp(1, d);
-        let component =
-            self.class
-                .sample_component(&mut rng::substream(seed, purpose, index, Sub::Component));
+        let component = self
+            .class
+            .sample_component(&mut rng::substream(seed, purpose, index, Sub::Component));
         let class = match &self.class {
             ClassSpec::Mixture { classes, .. } => &classes[component],
             c => c,
         };
-        let function = class.sample(
-            &mut rng::substream(seed, purpose, index, Sub::Function),
-            d,
-            active,
-        );
+        let function = class.sample(&mut rng::substream(seed, purpose, index, Sub::Function), d, active);
         let mut xs = vec![0f32; n * d];
         let mut rx = rng::substream(seed, purpose, index, Sub::Inputs);
         for row in xs.chunks_exact_mut(d) {
@@ -282,20 +260,12 @@ impl PromptSampler {
         match self.strategy {
             PromptStrategy::RandomQuadrants => {
                 let pattern: Vec<f32> = (0..d)
-                    .map(|_| {
-                        if rng::uniform(&mut rq) < 0.5 {
-                            -1.0
-                        } else {
-                            1.0
-                        }
-                    })
+                    .map(|_| if rng::uniform(&mut rq) < 0.5 { -1.0 } else { 1.0 })
                     .collect();
                 // Queries: the ordinary points; context: the same points folded into one orthant.
                 query_xs = Some(xs.clone());
                 for row in xs.chunks_exact_mut(d) {
-                    row.iter_mut()
-                        .zip(&pattern)
-                        .for_each(|(v, s)| *v = v.abs() * s);
+                    row.iter_mut().zip(&pattern).for_each(|(v, s)| *v = v.abs() * s);
                 }
             }
             PromptStrategy::OrthogonalQuery => {
@@ -304,8 +274,7 @@ impl PromptSampler {
                 let mut basis: Vec<Vec<f64>> = Vec::new();
                 for k in 0..n.min(d) {
                     if k > 0 {
-                        let mut v: Vec<f64> =
-                            xs[(k - 1) * d..k * d].iter().map(|&v| v as f64).collect();
+                        let mut v: Vec<f64> = xs[(k - 1) * d..k * d].iter().map(|&v| v as f64).collect();
                         for b in &basis {
                             let p: f64 = v.iter().zip(b).map(|(a, b)| a * b).sum();
                             v.iter_mut().zip(b).for_each(|(a, b)| *a -= p * b);
@@ -384,14 +353,7 @@ impl PromptSampler {
 
     /// `count` prompts of stream (seed, purpose), indices 0..count, in parallel (the result does
     /// not depend on the thread count: prompt i depends on i alone).
-    pub fn prompts(
-        &self,
-        seed: u64,
-        purpose: Purpose,
-        count: usize,
-        n: usize,
-        active: usize,
-    ) -> Vec<Prompt> {
+    pub fn prompts(&self, seed: u64, purpose: Purpose, count: usize, n: usize, active: usize) -> Vec<Prompt> {
         (0..count as u64)
             .into_par_iter()
             .map(|i| self.prompt(seed, purpose, i, n, active))
@@ -399,15 +361,7 @@ impl PromptSampler {
     }
 
     /// A training batch: prompts first..first+b of stream (seed, purpose).
-    pub fn batch(
-        &self,
-        seed: u64,
-        purpose: Purpose,
-        first: u64,
-        b: usize,
-        n: usize,
-        active: usize,
-    ) -> PromptBatch {
+    pub fn batch(&self, seed: u64, purpose: Purpose, first: u64, b: usize, n: usize, active: usize) -> PromptBatch {
         let prompts: Vec<Prompt> = (first..first + b as u64)
             .map(|i| self.prompt(seed, purpose, i, n, active))
             .collect();
@@ -426,9 +380,7 @@ impl PromptSampler {
             | PromptStrategy::OverlappingQuery => base,
             PromptStrategy::ScaledY { scale } => base * scale * scale,
             PromptStrategy::NoisyY { std } => base + std * std,
-            PromptStrategy::ScaledX { .. }
-            | PromptStrategy::Skewed
-            | PromptStrategy::HalfSubspace => {
+            PromptStrategy::ScaledX { .. } | PromptStrategy::Skewed | PromptStrategy::HalfSubspace => {
                 let draws = 20_000u64;
                 let total: f64 = (0..draws)
                     .into_par_iter()

@@ -119,9 +119,7 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4)
-            .map(|_| stream(7, Purpose::Eval, 3).next_u64())
-            .collect();
+        let a: Vec<u64> = (0..4).map(|_| stream(7, Purpose::Eval, 3).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         let mut seen = std::collections::HashSet::new();
         for seed in 0..4 {

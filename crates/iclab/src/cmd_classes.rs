@@ -10,18 +10,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    println!(
-        "Function classes (E[y^2] at d = {}, isotropic inputs):\n",
-        args.d
-    );
+    println!("Function classes (E[y^2] at d = {}, isotropic inputs):\n", args.d);
     println!("{:<58} {:>8}  description", "class (defaults)", "E[y^2]");
     for (spec, about) in ClassSpec::catalogue() {
-        println!(
-            "{:<58} {:>8.3}  {}",
-            spec.name(),
-            spec.expected_y2(args.d),
-            about
-        );
+        println!("{:<58} {:>8.3}  {}", spec.name(), spec.expected_y2(args.d), about);
         let toml = toml::to_string(&spec)?;
         let inline = toml
             .lines()

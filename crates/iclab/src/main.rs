@@ -26,10 +26,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(t.max(1))
-            .build_global()
-        {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global() {
             eprintln!("error: could not start {t} threads: {e}");
             std::process::exit(2);
         }
