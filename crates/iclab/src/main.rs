@@ -23,7 +23,24 @@ enum Command {
     Classes(cmd_classes::Args),
 }
 
+/// Restores the default SIGPIPE action so that `iclab ... | head` ends quietly instead of panicking
+/// on a closed pipe (Rust ignores SIGPIPE by default).
+#[cfg(unix)]
+fn reset_sigpipe() {
+    extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: installing the default disposition for SIGPIPE has no preconditions.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
 fn main() {
+    #[cfg(unix)]
+    reset_sigpipe();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global() {
