@@ -110,6 +110,20 @@ pub fn point(k: usize, col: &[f64], seed: u64) -> CurvePoint {
     }
 }
 
+/// Curves as long-format CSV, one row per (curve, k): `curve,k,mean,std,lo,hi`. Numbers use Rust's
+/// shortest round-trip formatting, so equal curves give byte-identical files.
+pub fn curves_csv(curves: &[Curve]) -> String {
+    let mut out = String::from("curve,k,mean,std,lo,hi\n");
+    for c in curves {
+        // Quote names: they contain commas, e.g. `bayes[mixture(0.5 dense, 0.5 sparse(nnz=2))]`.
+        let name = format!("\"{}\"", c.name.replace('"', "\"\""));
+        for p in &c.points {
+            out.push_str(&format!("{name},{},{},{},{},{}\n", p.k, p.mean, p.std, p.lo, p.hi));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,1 +1,12 @@
+//! iclab-model: the GPT-2-style in-context learner of SPEC.md, hand-written llm.c style over flat
+//! f32 buffers ([`gpt`], built from the layer passes of [`layers`] and the kernel of [`matmul`]).
 
+pub mod adam;
+pub mod bench;
+pub mod checkpoint;
+pub mod gpt;
+pub mod layers;
+pub mod matmul;
+pub mod train;
+
+pub use gpt::{Gpt, ModelConfig, TensorInfo};

@@ -3,7 +3,12 @@
 
 use clap::{Parser, Subcommand};
 
+mod cmd_bench;
 mod cmd_classes;
+mod cmd_curves;
+mod cmd_predict;
+mod cmd_reproduce;
+mod cmd_train;
 
 /// In-context learning lab: function classes, exact baselines, GPT-2-style in-context learners and
 /// the experiments of Yadlowsky, Doshi & Tripuraneni (2023).
@@ -21,6 +26,16 @@ struct Cli {
 enum Command {
     /// List the function classes and prompt strategies with their parameters, defaults and E[y^2].
     Classes(cmd_classes::Args),
+    /// Error curves of the statistical baselines on prompts of a class, as a table, CSV and JSON.
+    Curves(cmd_curves::Args),
+    /// Timing workloads (`iclab bench baselines`).
+    Bench(cmd_bench::Args),
+    /// Pretrain an in-context learner (TOML or --preset, --set overrides); resumes where it stopped.
+    Train(cmd_train::Args),
+    /// A trained model's predictions at every x position of fresh prompts, as CSV.
+    Predict(cmd_predict::Args),
+    /// The study's experiments E1-E7 end to end: train, evaluate, plot, report and check findings.
+    Reproduce(cmd_reproduce::Args),
 }
 
 /// Restores the default SIGPIPE action so that `iclab ... | head` ends quietly instead of panicking
@@ -50,6 +65,11 @@ fn main() {
     }
     let result = match cli.command {
         Command::Classes(a) => cmd_classes::run(a),
+        Command::Curves(a) => cmd_curves::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
+        Command::Train(a) => cmd_train::run(a),
+        Command::Predict(a) => cmd_predict::run(a),
+        Command::Reproduce(a) => cmd_reproduce::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,0 +1,365 @@
+//! Evaluation of models and baselines on the same prompt sets (SPEC.md, "Metric"): predictions of
+//! every predictor after k = 0..n-1 examples, cached on disk by a hash of (predictor, prompt set),
+//! and the per-k statistics derived from them: normalised error curves with bootstrap bands (and
+//! spread across training seeds), selection costs and distances between predictors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use iclab_core::metrics::{self, Curve, CurvePoint};
+use iclab_core::rng::Purpose;
+use iclab_core::{Prompt, PromptBatch, PromptSampler};
+
+use crate::hash;
+use crate::preset::{EvalPlan, Plan};
+
+/// Bump when the meaning of cached predictions changes (baseline definitions, prompt protocol).
+pub const CACHE_VERSION: u32 = 1;
+
+/// Where the models' predictions come from: trained checkpoints, or untrained models in tests.
+pub trait ModelSource {
+    /// Predictions [b * n] of model `name` (training seed index `seed`) on `batch` [b, n, d].
+    fn predict(&mut self, name: &str, seed: usize, batch: &PromptBatch) -> anyhow::Result<Vec<f32>>;
+    /// Identity of that model for the prediction cache (None: never cache).
+    fn cache_id(&self, name: &str, seed: usize) -> Option<String>;
+}
+
+/// One prompt set with every predictor's predictions.
+pub struct EvalData {
+    pub plan: EvalPlan,
+    pub prompts: Vec<Prompt>,
+    /// E[y^2] of the test class (the normaliser: predicting 0 scores 1).
+    pub ey2: f64,
+    /// predictor -> per training seed (one entry for baselines) -> [prompt][k].
+    pub preds: BTreeMap<String, Vec<Vec<Vec<f64>>>>,
+}
+
+/// Every prompt set of an experiment.
+pub struct Evaluated {
+    pub evals: Vec<EvalData>,
+    pub seeds: usize,
+    /// Bootstrap seed of every band.
+    pub bootstrap_seed: u64,
+}
+
+/// The identity of a prompt set (what its prompts depend on).
+#[derive(Serialize)]
+struct EvalId<'a> {
+    version: u32,
+    task: &'a iclab_core::ClassSpec,
+    inputs: &'a iclab_core::PromptStrategy,
+    d: usize,
+    n: usize,
+    prompts: usize,
+    seed: u64,
+}
+
+fn eval_id(e: &EvalPlan) -> String {
+    serde_json::to_string(&EvalId {
+        version: CACHE_VERSION,
+        task: &e.task,
+        inputs: &e.inputs,
+        d: e.d,
+        n: e.n,
+        prompts: e.prompts,
+        seed: e.seed,
+    })
+    .expect("serialisable")
+}
+
+/// The prompts of an eval: indices 0..prompts of stream (eval seed, Eval), all d coordinates
+/// active, n points.
+pub fn prompts(e: &EvalPlan) -> anyhow::Result<Vec<Prompt>> {
+    let sampler = PromptSampler::new(e.task.clone(), e.inputs.clone(), e.d, e.seed)
+        .map_err(|err| anyhow::anyhow!("eval {}: {err}", e.name))?;
+    Ok(sampler.prompts(e.seed, Purpose::Eval, e.prompts, e.n, e.d))
+}
+
+/// E[y^2] of an eval's targets.
+pub fn expected_y2(e: &EvalPlan) -> anyhow::Result<f64> {
+    let sampler = PromptSampler::new(e.task.clone(), e.inputs.clone(), e.d, e.seed)
+        .map_err(|err| anyhow::anyhow!("eval {}: {err}", e.name))?;
+    Ok(sampler.expected_y2(e.d))
+}
+
+/// Cached predictions: `dir/<hash>.f32` (little-endian f32, [prompts, n]) beside a JSON note of
+/// what they are. Written atomically (temp file + rename) so an interrupted run never leaves a
+/// truncated file that a rerun would trust.
+struct Cache<'a> {
+    dir: Option<&'a Path>,
+}
+
+impl Cache<'_> {
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        self.dir.map(|d| d.join(format!("{key}.f32")))
+    }
+
+    fn get(&self, key: &str, rows: usize, n: usize) -> Option<Vec<Vec<f64>>> {
+        let bytes = std::fs::read(self.path(key)?).ok()?;
+        if bytes.len() != rows * n * 4 {
+            return None;
+        }
+        let vals: Vec<f64> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect();
+        Some(vals.chunks_exact(n).map(<[f64]>::to_vec).collect())
+    }
+
+    fn put(&self, key: &str, note: &str, preds: &[Vec<f64>]) -> anyhow::Result<()> {
+        let Some(path) = self.path(key) else { return Ok(()) };
+        let dir = path.parent().expect("cache file has a folder");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut bytes = Vec::with_capacity(preds.len() * preds.first().map_or(0, Vec::len) * 4);
+        for row in preds {
+            for v in row {
+                bytes.extend_from_slice(&(*v as f32).to_le_bytes());
+            }
+        }
+        let tmp = path.with_extension("f32.tmp");
+        std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("renaming {}", tmp.display()))?;
+        std::fs::write(path.with_extension("json"), note).with_context(|| format!("writing note for {key}"))?;
+        Ok(())
+    }
+}
+
+/// Rounds predictions to f32, the precision of the cache, so that fresh and cached runs report
+/// identical numbers.
+fn round_f32(preds: Vec<Vec<f64>>) -> Vec<Vec<f64>> {
+    preds
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v as f32 as f64).collect())
+        .collect()
+}
+
+/// Model predictions on `prompts` as [prompt][k], in chunks of 256 prompts.
+pub fn model_predictions(
+    models: &mut dyn ModelSource,
+    name: &str,
+    seed: usize,
+    prompts: &[Prompt],
+) -> anyhow::Result<Vec<Vec<f64>>> {
+    let mut out = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks(256) {
+        let batch = PromptBatch::from_prompts(chunk);
+        let p = models.predict(name, seed, &batch)?;
+        anyhow::ensure!(
+            p.len() == batch.b * batch.n,
+            "model {name} returned {} predictions for a [{}, {}] batch",
+            p.len(),
+            batch.b,
+            batch.n
+        );
+        out.extend(p.chunks_exact(batch.n).map(|r| r.iter().map(|&v| v as f64).collect::<Vec<f64>>()));
+    }
+    Ok(out)
+}
+
+/// Evaluates every predictor of every prompt set of `plan`. `cache`: folder of cached predictions
+/// (None: compute everything). `log`: progress lines.
+pub fn evaluate(
+    plan: &Plan,
+    models: &mut dyn ModelSource,
+    cache: Option<&Path>,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<Evaluated> {
+    let cache = Cache { dir: cache };
+    let mut evals = Vec::new();
+    for e in &plan.evals {
+        let prompts = prompts(e)?;
+        let ey2 = expected_y2(e)?;
+        let eid = eval_id(e);
+        let (rows, n) = (prompts.len(), e.n);
+        let mut preds = BTreeMap::new();
+        let (mut hits, mut computed) = (0, 0);
+        for p in &e.predictors {
+            if plan.is_model(p) {
+                let mut per_seed = Vec::new();
+                for s in 0..plan.seeds {
+                    let key = models.cache_id(p, s).map(|id| hash::hex(&format!("{id}\n{eid}")));
+                    if let Some(v) = key.as_deref().and_then(|k| cache.get(k, rows, n)) {
+                        hits += 1;
+                        per_seed.push(v);
+                        continue;
+                    }
+                    let v = round_f32(model_predictions(models, p, s, &prompts)?);
+                    if let (Some(k), Some(id)) = (&key, models.cache_id(p, s)) {
+                        cache.put(k, &format!("{{\"model\": {id:?}, \"eval\": {eid}}}\n"), &v)?;
+                    }
+                    computed += 1;
+                    per_seed.push(v);
+                }
+                preds.insert(p.clone(), per_seed);
+            } else {
+                let b = crate::baselines::make(p, plan, e)?;
+                let id = format!("baseline v{CACHE_VERSION} {}", b.identity);
+                let key = hash::hex(&format!("{id}\n{eid}"));
+                let v = match cache.get(&key, rows, n) {
+                    Some(v) => {
+                        hits += 1;
+                        v
+                    }
+                    None => {
+                        let v: Vec<Vec<f64>> = prompts.par_iter().map(|pr| b.baseline.predict(pr)).collect();
+                        let v = round_f32(v);
+                        for line in b.baseline.diagnostics() {
+                            log(&format!("    {} on {}: {line}", p, e.name));
+                        }
+                        cache.put(&key, &format!("{{\"baseline\": {id:?}, \"eval\": {eid}}}\n"), &v)?;
+                        computed += 1;
+                        v
+                    }
+                };
+                preds.insert(p.clone(), vec![v]);
+            }
+        }
+        log(&format!(
+            "  evaluated {:<14} {} predictors ({computed} computed, {hits} cached)",
+            e.name,
+            e.predictors.len()
+        ));
+        evals.push(EvalData {
+            plan: e.clone(),
+            prompts,
+            ey2,
+            preds,
+        });
+    }
+    Ok(Evaluated {
+        evals,
+        seeds: plan.seeds,
+        bootstrap_seed: plan.scale.eval_seed,
+    })
+}
+
+/// Per-k statistic of one or more training seeds.
+#[derive(Clone, Debug)]
+pub struct SeedCurves {
+    pub name: String,
+    /// One curve per seed (bootstrap band over prompts).
+    pub per_seed: Vec<Curve>,
+}
+
+impl SeedCurves {
+    /// The curve reported: mean over seeds of each seed's mean. Band: the bootstrap 5-95% band over
+    /// prompts with one seed; the range (min..max) of the seeds' means with several. std: over
+    /// prompts with one seed, over seeds' means with several.
+    pub fn combined(&self) -> Curve {
+        if self.per_seed.len() == 1 {
+            let mut c = self.per_seed[0].clone();
+            c.name = self.name.clone();
+            return c;
+        }
+        let s = self.per_seed.len() as f64;
+        let n = self.per_seed[0].points.len();
+        let points = (0..n)
+            .map(|i| {
+                let means: Vec<f64> = self.per_seed.iter().map(|c| c.points[i].mean).collect();
+                let mean = means.iter().sum::<f64>() / s;
+                let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / (s - 1.0);
+                CurvePoint {
+                    k: self.per_seed[0].points[i].k,
+                    mean,
+                    std: var.sqrt(),
+                    lo: means.iter().copied().fold(f64::INFINITY, f64::min),
+                    hi: means.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                }
+            })
+            .collect();
+        Curve {
+            name: self.name.clone(),
+            points,
+        }
+    }
+
+    /// Seed `s`'s means per k (the last seed's for predictors with fewer seeds: baselines).
+    pub fn means(&self, s: usize) -> Vec<f64> {
+        self.per_seed[s.min(self.per_seed.len() - 1)].points.iter().map(|p| p.mean).collect()
+    }
+}
+
+impl EvalData {
+    fn preds_of(&self, p: &str) -> anyhow::Result<&Vec<Vec<Vec<f64>>>> {
+        self.preds
+            .get(p)
+            .ok_or_else(|| anyhow::anyhow!("predictor {p} is not evaluated on {}", self.plan.name))
+    }
+
+    /// Normalised squared errors [prompt][k] of predictor `p` at seed `s`.
+    pub fn errors(&self, p: &str, s: usize) -> anyhow::Result<Vec<Vec<f64>>> {
+        let per_seed = self.preds_of(p)?;
+        Ok(metrics::squared_errors(&self.prompts, &per_seed[s.min(per_seed.len() - 1)], self.ey2))
+    }
+
+    pub fn seeds_of(&self, p: &str) -> usize {
+        self.preds.get(p).map_or(0, Vec::len)
+    }
+
+    /// Error curves of predictor `p`, one per seed.
+    pub fn error_curves(&self, p: &str, label: &str, bootstrap_seed: u64) -> anyhow::Result<SeedCurves> {
+        let per_seed = (0..self.seeds_of(p))
+            .map(|s| Ok(metrics::curve(label, &self.errors(p, s)?, bootstrap_seed)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(!per_seed.is_empty(), "predictor {p} is not evaluated on {}", self.plan.name);
+        Ok(SeedCurves {
+            name: label.to_string(),
+            per_seed,
+        })
+    }
+
+    /// error(a) - error(b) per prompt and k, as curves (selection cost when b is the specialist):
+    /// seed s of a against seed s of b.
+    pub fn cost_curves(&self, a: &str, b: &str, label: &str, bootstrap_seed: u64) -> anyhow::Result<SeedCurves> {
+        let seeds = self.seeds_of(a).max(self.seeds_of(b));
+        let per_seed = (0..seeds)
+            .map(|s| {
+                let (ea, eb) = (self.errors(a, s)?, self.errors(b, s)?);
+                let diff: Vec<Vec<f64>> = ea
+                    .iter()
+                    .zip(&eb)
+                    .map(|(ra, rb)| ra.iter().zip(rb).map(|(x, y)| x - y).collect())
+                    .collect();
+                Ok(metrics::curve(label, &diff, bootstrap_seed))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(SeedCurves {
+            name: label.to_string(),
+            per_seed,
+        })
+    }
+
+    /// Mean over prompts of (prediction a - prediction b)^2 / E[y^2] per k (E3), as curves.
+    pub fn distance_curves(&self, a: &str, b: &str, label: &str, bootstrap_seed: u64) -> anyhow::Result<SeedCurves> {
+        let (pa, pb) = (self.preds_of(a)?, self.preds_of(b)?);
+        let seeds = pa.len().max(pb.len());
+        let per_seed = (0..seeds)
+            .map(|s| {
+                let (xa, xb) = (&pa[s.min(pa.len() - 1)], &pb[s.min(pb.len() - 1)]);
+                let sq: Vec<Vec<f64>> = xa
+                    .iter()
+                    .zip(xb)
+                    .map(|(ra, rb)| ra.iter().zip(rb).map(|(x, y)| (x - y).powi(2) / self.ey2).collect())
+                    .collect();
+                metrics::curve(label, &sq, bootstrap_seed)
+            })
+            .collect();
+        Ok(SeedCurves {
+            name: label.to_string(),
+            per_seed,
+        })
+    }
+}
+
+impl Evaluated {
+    pub fn get(&self, eval: &str) -> anyhow::Result<&EvalData> {
+        self.evals
+            .iter()
+            .find(|e| e.plan.name == eval)
+            .ok_or_else(|| anyhow::anyhow!("no eval named {eval}"))
+    }
+}

@@ -1,0 +1,368 @@
+//! `iclab reproduce`: every selected experiment at one scale, end to end. Trains each distinct model
+//! once (shared between experiments, resumable), evaluates the experiments (predictions cached),
+//! checks their findings, and writes `report.html`, `report.md`, figures (SVG + PNG), every number
+//! as CSV (`tables/`), `findings.csv` and `summary.json` into the output folder.
+//!
+//! Output layout:
+//! ```text
+//! <out>/report.html, report.md, findings.csv, summary.json, log.txt
+//! <out>/figures/<name>.svg|png      <out>/tables/<name>.csv
+//! <out>/models/<task>-s<seed>-<hash>/   (training runs: config.toml, metrics.jsonl, checkpoints/)
+//! <out>/cache/<hash>.f32|json          (predictions of every predictor on every prompt set)
+//! ```
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use iclab_report::{Cell, Report, Section, Table};
+
+use crate::findings::{self, FindingResult};
+use crate::outputs;
+use crate::preset::{self, Plan, Preset};
+use crate::runs::{self, LoadedModels};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// "smoke", "laptop" or "paper" (or any scale the presets define).
+    pub scale: String,
+    /// Experiment ids (empty: all).
+    pub only: Vec<String>,
+    /// Training seeds per model.
+    pub seeds: usize,
+    pub out: PathBuf,
+    /// Folder of preset files (`*.toml`) instead of the built-in ones.
+    pub presets: Option<PathBuf>,
+    /// Progress bars while training.
+    pub progress: bool,
+    /// Set by Ctrl-C: training checkpoints and the run stops (rerun to resume).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// The result of a run.
+pub struct Summary {
+    pub findings: Vec<FindingResult>,
+    pub wall_seconds: f64,
+    pub report_html: PathBuf,
+    pub report_md: PathBuf,
+    /// False when Ctrl-C stopped training (no report written).
+    pub complete: bool,
+}
+
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    scale: &'a str,
+    seeds: usize,
+    experiments: Vec<String>,
+    wall_seconds: f64,
+    train_seconds: f64,
+    eval_seconds: f64,
+    models_trained: usize,
+    models_reused: usize,
+    findings: Vec<FindingJson>,
+}
+
+#[derive(Serialize)]
+struct FindingJson {
+    id: String,
+    passed: bool,
+    required: bool,
+    checks: Vec<CheckJson>,
+}
+
+#[derive(Serialize)]
+struct CheckJson {
+    text: String,
+    left: f64,
+    op: &'static str,
+    right: f64,
+    passed: bool,
+    seeds_passed: usize,
+}
+
+/// Loads the presets: the built-in ones, or every `*.toml` of a folder (sorted by id).
+pub fn load_presets(dir: Option<&Path>) -> anyhow::Result<Vec<Preset>> {
+    match dir {
+        None => Ok(Preset::builtins()?),
+        Some(dir) => {
+            let mut out = Vec::new();
+            let entries = std::fs::read_dir(dir).with_context(|| format!("reading presets folder {}", dir.display()))?;
+            for e in entries {
+                let path = e?.path();
+                if path.extension().is_some_and(|x| x == "toml") {
+                    out.push(Preset::load(&path)?);
+                }
+            }
+            anyhow::ensure!(!out.is_empty(), "{} holds no preset (*.toml)", dir.display());
+            out.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(out)
+        }
+    }
+}
+
+/// A log that prints to stderr with the elapsed time and keeps a copy in `<out>/log.txt`.
+struct Log {
+    t0: Instant,
+    file: Option<std::fs::File>,
+}
+
+impl Log {
+    fn line(&mut self, s: &str) {
+        let line = format!("[{:7.1}s] {s}", self.t0.elapsed().as_secs_f64());
+        eprintln!("{line}");
+        if let Some(f) = &mut self.file {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+/// Runs the experiments (see the module docs).
+pub fn run(opts: &Options) -> anyhow::Result<Summary> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let mut log = Log {
+        t0,
+        file: std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(opts.out.join("log.txt"))
+            .ok(),
+    };
+    let presets = load_presets(opts.presets.as_deref())?;
+    let selected = preset::select(&presets, &opts.only)?;
+    let plans: Vec<Plan> = selected
+        .iter()
+        .map(|p| p.plan(&opts.scale, opts.seeds))
+        .collect::<Result<_, _>>()?;
+    log.line(&format!(
+        "iclab reproduce: {} at scale {} with {} training seed(s) into {}",
+        plans.iter().map(|p| p.preset.id.as_str()).collect::<Vec<_>>().join(", "),
+        opts.scale,
+        opts.seeds,
+        opts.out.display()
+    ));
+
+    // ---- train every distinct model once ----
+    let models_dir = opts.out.join("models");
+    let mut distinct: Vec<(String, iclab_model::train::TrainConfig, Vec<String>)> = Vec::new();
+    for plan in &plans {
+        for m in &plan.models {
+            let cfg = runs::train_config(m)?;
+            let key = runs::run_key(&cfg);
+            let user = format!("{}:{}", plan.preset.id, m.name);
+            match distinct.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, users)) => users.push(user),
+                None => distinct.push((key, cfg, vec![user])),
+            }
+        }
+    }
+    log.line(&format!("{} distinct models to train or reuse", distinct.len()));
+    let t_train = Instant::now();
+    let mut trained_rows = Vec::new();
+    let (mut n_trained, mut n_reused) = (0, 0);
+    for (i, (key, cfg, users)) in distinct.iter().enumerate() {
+        log.line(&format!(
+            "model {}/{}: {key} ({} params, {} steps) for {}",
+            i + 1,
+            distinct.len(),
+            cfg.model.num_params(),
+            cfg.steps,
+            users.join(", ")
+        ));
+        let Some(t) = runs::ensure_trained(cfg, &models_dir, opts.progress, opts.stop.clone())? else {
+            log.line("stopped: rerun the same command to resume from the last checkpoint");
+            return Ok(Summary {
+                findings: Vec::new(),
+                wall_seconds: t0.elapsed().as_secs_f64(),
+                report_html: opts.out.join("report.html"),
+                report_md: opts.out.join("report.md"),
+                complete: false,
+            });
+        };
+        if t.skipped {
+            n_reused += 1;
+            log.line(&format!("  already trained (final loss {:.4})", t.done.final_loss));
+        } else {
+            n_trained += 1;
+            log.line(&format!(
+                "  trained in {:.1}s{} (final loss {:.4})",
+                t.seconds_now,
+                t.done.resumed_from.map(|s| format!(", resumed from step {s}")).unwrap_or_default(),
+                t.done.final_loss
+            ));
+        }
+        trained_rows.push(vec![
+            Cell::from(key.as_str()),
+            Cell::from(cfg.task.name()),
+            Cell::from(cfg.seed),
+            Cell::from(cfg.model.num_params()),
+            Cell::from(cfg.steps),
+            Cell::from(t.done.final_loss),
+            Cell::from(t.done.seconds),
+            Cell::from(users.join(", ")),
+        ]);
+    }
+    let train_seconds = t_train.elapsed().as_secs_f64();
+
+    // ---- evaluate, check, draw ----
+    let t_eval = Instant::now();
+    let cache = opts.out.join("cache");
+    let mut report = Report::new(format!("iclab reproduce ({} scale)", opts.scale));
+    let mut findings_all = Vec::new();
+    let mut tables_all = Vec::new();
+    let mut sections = Vec::new();
+    for plan in &plans {
+        log.line(&format!("{}: {}", plan.preset.id, plan.preset.title));
+        let mut models = LoadedModels::load(plan, &models_dir)?;
+        let data = crate::eval::evaluate(plan, &mut models, Some(&cache), &mut |s| log.line(s))?;
+        let finding = findings::check(plan, &data)?;
+        for c in &finding.checks {
+            log.line(&format!(
+                "  [{}] {}: {} {} {}",
+                if c.passed { "pass" } else { "FAIL" },
+                c.criterion.text,
+                iclab_report::fmt_num(c.left),
+                c.criterion.op.symbol(),
+                iclab_report::fmt_num(c.right)
+            ));
+        }
+        log.line(&format!(
+            "  {} {}",
+            plan.preset.id,
+            match (finding.passed(), finding.required) {
+                (true, _) => "finding holds",
+                (false, true) => "finding FAILS",
+                (false, false) => "finding does not hold (reported only)",
+            }
+        ));
+        let out = outputs::build(plan, &data, &finding, &mut models)?;
+        tables_all.extend(out.tables);
+        sections.push(out.section);
+        findings_all.push(finding);
+    }
+    let eval_seconds = t_eval.elapsed().as_secs_f64();
+    let wall = t0.elapsed().as_secs_f64();
+
+    // ---- report ----
+    let passed_required = findings_all.iter().filter(|f| f.required && f.passed()).count();
+    let required = findings_all.iter().filter(|f| f.required).count();
+    report = report
+        .intro(format!(
+            "Reproduction of Yadlowsky, Doshi & Tripuraneni (2023), \"Pretraining Data Mixtures Enable Narrow \
+             Model Selection Capabilities in Transformer Models\" (built on Garg et al. 2022), at the {} scale \
+             with {} training seed(s): {} of {} required findings hold.",
+            opts.scale, opts.seeds, passed_required, required
+        ))
+        .intro(format!(
+            "Wall time {:.1} min ({:.1} min training {} models, {} reused from earlier runs; {:.1} min evaluation \
+             and figures) on {} worker thread(s). Errors are squared errors of the prediction after k in-context \
+             examples divided by E[y^2] of the test class (predicting 0 scores 1).",
+            wall / 60.0,
+            train_seconds / 60.0,
+            n_trained,
+            n_reused,
+            eval_seconds / 60.0,
+            rayon::current_num_threads()
+        ));
+    let mut models_t = Table::new(
+        "models",
+        &["run", "pretraining task", "seed", "parameters", "steps", "final loss", "train seconds", "used by"],
+    )
+    .caption("Every pretrained model (runs under models/), shared between experiments by its config hash.");
+    for r in trained_rows {
+        models_t.push(r);
+    }
+    report.push(Section::new("Models").table(models_t.clone()));
+    for s in sections {
+        report.push(s);
+    }
+    tables_all.push(models_t);
+    let tables_dir = opts.out.join("tables");
+    iclab_report::write_tables(&tables_all, &tables_dir)?;
+    let files = report.write(&opts.out)?;
+
+    // ---- findings.csv and summary.json ----
+    let mut ft = Table::new(
+        "findings",
+        &["experiment", "required", "criterion", "left", "measured", "op", "right", "threshold", "passed", "seeds_passed", "seeds"],
+    );
+    for f in &findings_all {
+        for c in &f.checks {
+            ft.push(vec![
+                Cell::from(f.id.as_str()),
+                Cell::from(if f.required { "yes" } else { "no" }),
+                Cell::from(c.criterion.text.as_str()),
+                Cell::from(c.left_desc.as_str()),
+                Cell::from(c.left),
+                Cell::from(c.criterion.op.symbol()),
+                Cell::from(c.right_desc.as_str()),
+                Cell::from(c.right),
+                Cell::from(if c.passed { "yes" } else { "no" }),
+                Cell::from(c.seeds_passed),
+                Cell::from(c.seeds),
+            ]);
+        }
+    }
+    std::fs::write(opts.out.join("findings.csv"), ft.to_csv()).context("writing findings.csv")?;
+    let summary = SummaryJson {
+        scale: &opts.scale,
+        seeds: opts.seeds,
+        experiments: plans.iter().map(|p| p.preset.id.clone()).collect(),
+        wall_seconds: wall,
+        train_seconds,
+        eval_seconds,
+        models_trained: n_trained,
+        models_reused: n_reused,
+        findings: findings_all
+            .iter()
+            .map(|f| FindingJson {
+                id: f.id.clone(),
+                passed: f.passed(),
+                required: f.required,
+                checks: f
+                    .checks
+                    .iter()
+                    .map(|c| CheckJson {
+                        text: c.criterion.text.clone(),
+                        left: c.left,
+                        op: c.criterion.op.symbol(),
+                        right: c.right,
+                        passed: c.passed,
+                        seeds_passed: c.seeds_passed,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    std::fs::write(opts.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
+        .context("writing summary.json")?;
+    log.line(&format!(
+        "done in {:.1} min: {passed_required}/{required} required findings hold; report: {}",
+        wall / 60.0,
+        files.html.display()
+    ));
+    for f in &findings_all {
+        log.line(&format!(
+            "  {}: {}",
+            f.id,
+            match (f.passed(), f.required) {
+                (true, _) => "PASS".to_string(),
+                (false, true) => "FAIL".to_string(),
+                (false, false) => "does not hold (informational)".to_string(),
+            }
+        ));
+    }
+    Ok(Summary {
+        findings: findings_all,
+        wall_seconds: wall,
+        report_html: files.html,
+        report_md: files.markdown,
+        complete: true,
+    })
+}

@@ -1,0 +1,191 @@
+//! Training the experiments' models. A model is identified by its resolved training config: its run
+//! directory is `models/<task slug>-s<seed>-<hash of the config's trajectory view>` (see
+//! `TrainConfig::trajectory_view`: everything that changes the parameters), so
+//! - experiments that declare the same model at the same scale share one run (E1's models serve
+//!   E2, E3 and E7; E4's serve E5 and E6);
+//! - a rerun skips finished runs (`done.json`) and resumes interrupted ones from their last
+//!   checkpoint (bit-exactly, `iclab_model::train`);
+//! - a changed config never reuses a stale run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use iclab_core::{PromptBatch, PromptStrategy};
+use iclab_model::train::{train, TrainConfig, TrainOptions};
+use iclab_model::{Gpt, ModelConfig};
+
+use crate::eval::ModelSource;
+use crate::hash::slug;
+use crate::preset::{ModelPlan, Plan};
+
+/// The training config of a model recipe: TrainConfig's defaults, the recipe, then the scale's and
+/// the model's `train_set` overrides.
+pub fn train_config(m: &ModelPlan) -> anyhow::Result<TrainConfig> {
+    let mut cfg = TrainConfig {
+        name: format!("{}-s{}", slug(&m.task.name()), m.seed),
+        seed: m.seed,
+        steps: m.steps,
+        batch_size: m.batch_size,
+        checkpoint_every: (m.steps / 10).max(100),
+        keep_every: 0,
+        log_every: 10,
+        eval_every: (m.steps / 10).max(1),
+        model: ModelConfig {
+            d: m.d,
+            n_points: m.n,
+            n_layer: m.n_layer,
+            n_head: m.n_head,
+            n_embd: m.n_embd,
+        },
+        task: m.task.clone(),
+        inputs: PromptStrategy::Isotropic,
+        curriculum: m.curriculum,
+        ..TrainConfig::default()
+    };
+    cfg.optimizer.lr = m.lr;
+    cfg.optimizer.warmup_steps = m.warmup_steps;
+    let cfg = iclab_core::config::resolve(&cfg, None, &m.train_set).map_err(|e| e.within(&format!("model {}", m.name)))?;
+    cfg.validate().map_err(|e| e.within(&format!("model {}", m.name)))?;
+    Ok(cfg)
+}
+
+/// The run directory name of a config.
+pub fn run_key(cfg: &TrainConfig) -> String {
+    format!("{}-{:016x}", cfg.name, cfg.trajectory_hash())
+}
+
+/// Written into a run directory when its training finished.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Done {
+    pub steps: u64,
+    pub final_loss: f32,
+    /// Wall-clock seconds of the call that finished it.
+    pub seconds: f64,
+    pub resumed_from: Option<u64>,
+}
+
+/// What [`ensure_trained`] did.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    pub key: String,
+    pub dir: PathBuf,
+    pub done: Done,
+    /// True when the run was already finished (nothing trained now).
+    pub skipped: bool,
+    /// Seconds spent training in this call.
+    pub seconds_now: f64,
+}
+
+/// Trains `cfg` into `models_dir/<key>` unless it is finished; resumes an interrupted run. Returns
+/// Ok(None) when `stop` interrupted it.
+pub fn ensure_trained(
+    cfg: &TrainConfig,
+    models_dir: &Path,
+    progress: bool,
+    stop: Option<Arc<AtomicBool>>,
+) -> anyhow::Result<Option<Trained>> {
+    let key = run_key(cfg);
+    let dir = models_dir.join(&key);
+    let done_path = dir.join("done.json");
+    if let Ok(text) = std::fs::read_to_string(&done_path) {
+        if let Ok(done) = serde_json::from_str::<Done>(&text) {
+            if done.steps == cfg.steps {
+                return Ok(Some(Trained {
+                    key,
+                    dir,
+                    done,
+                    skipped: true,
+                    seconds_now: 0.0,
+                }));
+            }
+        }
+    }
+    let opts = TrainOptions {
+        progress,
+        stop,
+        stop_after: None,
+    };
+    let s = train(cfg, &dir, &opts).with_context(|| format!("training {key}"))?;
+    if s.stopped_early {
+        return Ok(None);
+    }
+    let done = Done {
+        steps: s.steps_done,
+        final_loss: s.final_loss,
+        seconds: s.seconds,
+        resumed_from: s.resumed_from,
+    };
+    std::fs::write(&done_path, serde_json::to_string_pretty(&done)?)
+        .with_context(|| format!("writing {}", done_path.display()))?;
+    Ok(Some(Trained {
+        key,
+        dir,
+        done,
+        skipped: false,
+        seconds_now: s.seconds,
+    }))
+}
+
+/// The models of one plan in memory, by (name, seed index).
+pub struct LoadedModels {
+    models: HashMap<(String, usize), (Option<String>, Gpt)>,
+}
+
+impl LoadedModels {
+    /// Loads every model of `plan` from its finished run under `models_dir`.
+    pub fn load(plan: &Plan, models_dir: &Path) -> anyhow::Result<LoadedModels> {
+        let mut models = HashMap::new();
+        for m in &plan.models {
+            let cfg = train_config(m)?;
+            let key = run_key(&cfg);
+            let dir = models_dir.join(&key);
+            let (saved, gpt) = iclab_model::train::load(&dir).with_context(|| format!("loading model {}", m.name))?;
+            anyhow::ensure!(
+                saved.trajectory_hash() == cfg.trajectory_hash(),
+                "{} holds another model than {} asks for",
+                dir.display(),
+                m.name
+            );
+            models.insert((m.name.clone(), m.seed_index), (Some(format!("{key}@{}", cfg.steps)), gpt));
+        }
+        Ok(LoadedModels { models })
+    }
+
+    /// Every model of `plan` at its GPT-2 initialisation (untrained; never cached). The criteria
+    /// must fail on these.
+    pub fn untrained(plan: &Plan) -> anyhow::Result<LoadedModels> {
+        let mut models = HashMap::new();
+        for m in &plan.models {
+            let cfg = train_config(m)?;
+            models.insert((m.name.clone(), m.seed_index), (None, Gpt::new(cfg.model.clone(), cfg.seed)));
+        }
+        Ok(LoadedModels { models })
+    }
+}
+
+impl ModelSource for LoadedModels {
+    fn predict(&mut self, name: &str, seed: usize, batch: &PromptBatch) -> anyhow::Result<Vec<f32>> {
+        let (_, gpt) = self
+            .models
+            .get_mut(&(name.to_string(), seed))
+            .ok_or_else(|| anyhow::anyhow!("no model {name} (seed {seed}) loaded"))?;
+        anyhow::ensure!(
+            batch.d == gpt.config.d && batch.n >= 1 && batch.n <= gpt.config.n_points,
+            "model {name} takes d = {} and n <= {}, the prompts have d = {}, n = {}",
+            gpt.config.d,
+            gpt.config.n_points,
+            batch.d,
+            batch.n
+        );
+        Ok(gpt.predict(batch))
+    }
+
+    fn cache_id(&self, name: &str, seed: usize) -> Option<String> {
+        self.models.get(&(name.to_string(), seed)).and_then(|(k, _)| k.clone())
+    }
+}

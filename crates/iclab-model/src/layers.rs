@@ -1,0 +1,413 @@
+//! The layers of the in-context learner, each an explicit forward and backward pass over flat f32
+//! buffers, named as llm.c names them so that a CUDA port can mirror them one to one.
+//!
+//! Conventions: `bt` = rows (batch rows x tokens), `c` = channels. Every buffer is row-major and
+//! contiguous; shapes are in the comments. Backward passes *accumulate* (`+=`) into parameter
+//! gradients and into `dinp` where noted, and *overwrite* where noted.
+
+// llm.c style: each pass takes its buffers and sizes explicitly, so that a CUDA kernel can mirror it.
+#![allow(clippy::too_many_arguments)]
+
+use crate::matmul::{sgemm, View};
+
+/// LayerNorm epsilon of GPT-2 (Hugging Face `layer_norm_epsilon`).
+pub const LN_EPS: f32 = 1e-5;
+
+/// Read-in of the interleaved tokens plus position embeddings (llm.c's `encoder_forward`).
+///
+/// Token 2i is x_i = xs[b, i, :], token 2i+1 is the y-token [ys[b, i], 0, ..., 0] (SPEC.md,
+/// "Prompts"); out[b, t, :] = read_in.weight @ token + read_in.bias + wpe[t, :].
+/// out [b, 2n, c], xs [b, n, d], ys [b, n], w [c, d] (nn.Linear layout), bias [c], wpe [>= 2n, c].
+pub fn encoder_forward(
+    out: &mut [f32],
+    xs: &[f32],
+    ys: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    wpe: &[f32],
+    b: usize,
+    n: usize,
+    d: usize,
+    c: usize,
+) {
+    let t_len = 2 * n;
+    for bi in 0..b {
+        for i in 0..n {
+            let x = &xs[(bi * n + i) * d..][..d];
+            let y = ys[bi * n + i];
+            for (t, is_y) in [(2 * i, false), (2 * i + 1, true)] {
+                let o = &mut out[(bi * t_len + t) * c..][..c];
+                let p = &wpe[t * c..][..c];
+                for ch in 0..c {
+                    let wrow = &w[ch * d..][..d];
+                    let mut acc = bias[ch] + p[ch];
+                    if is_y {
+                        acc += wrow[0] * y;
+                    } else {
+                        for j in 0..d {
+                            acc += wrow[j] * x[j];
+                        }
+                    }
+                    o[ch] = acc;
+                }
+            }
+        }
+    }
+}
+
+/// Backward of [`encoder_forward`]: dw [c, d] +=, dbias [c] +=, dwpe [>= 2n, c] +=; dout [b, 2n, c].
+pub fn encoder_backward(
+    dw: &mut [f32],
+    dbias: &mut [f32],
+    dwpe: &mut [f32],
+    dout: &[f32],
+    xs: &[f32],
+    ys: &[f32],
+    b: usize,
+    n: usize,
+    d: usize,
+    c: usize,
+) {
+    let t_len = 2 * n;
+    for bi in 0..b {
+        for i in 0..n {
+            let x = &xs[(bi * n + i) * d..][..d];
+            let y = ys[bi * n + i];
+            for (t, is_y) in [(2 * i, false), (2 * i + 1, true)] {
+                let g = &dout[(bi * t_len + t) * c..][..c];
+                let dp = &mut dwpe[t * c..][..c];
+                for ch in 0..c {
+                    dp[ch] += g[ch];
+                    dbias[ch] += g[ch];
+                    let dwrow = &mut dw[ch * d..][..d];
+                    if is_y {
+                        dwrow[0] += g[ch] * y;
+                    } else {
+                        for j in 0..d {
+                            dwrow[j] += g[ch] * x[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// LayerNorm over the last axis: out [bt, c], mean [bt], rstd [bt], inp [bt, c], weight/bias [c].
+pub fn layernorm_forward(
+    out: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    inp: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    bt: usize,
+    c: usize,
+) {
+    for r in 0..bt {
+        let x = &inp[r * c..][..c];
+        let m = x.iter().sum::<f32>() / c as f32;
+        let v = x.iter().map(|&xi| (xi - m) * (xi - m)).sum::<f32>() / c as f32;
+        let s = 1.0 / (v + LN_EPS).sqrt();
+        let o = &mut out[r * c..][..c];
+        for i in 0..c {
+            o[i] = (x[i] - m) * s * weight[i] + bias[i];
+        }
+        mean[r] = m;
+        rstd[r] = s;
+    }
+}
+
+/// Backward of [`layernorm_forward`]: dinp [bt, c] +=, dweight/dbias [c] +=; dout [bt, c].
+pub fn layernorm_backward(
+    dinp: &mut [f32],
+    dweight: &mut [f32],
+    dbias: &mut [f32],
+    dout: &[f32],
+    inp: &[f32],
+    weight: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    bt: usize,
+    c: usize,
+) {
+    for r in 0..bt {
+        let g = &dout[r * c..][..c];
+        let x = &inp[r * c..][..c];
+        let (m, s) = (mean[r], rstd[r]);
+        // The two reductions of the LayerNorm Jacobian: mean(w * g) and mean(w * g * xhat).
+        let mut dnorm_mean = 0.0f32;
+        let mut dnorm_norm_mean = 0.0f32;
+        for i in 0..c {
+            let xhat = (x[i] - m) * s;
+            let dnorm = weight[i] * g[i];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * xhat;
+        }
+        dnorm_mean /= c as f32;
+        dnorm_norm_mean /= c as f32;
+        let di = &mut dinp[r * c..][..c];
+        for i in 0..c {
+            let xhat = (x[i] - m) * s;
+            let dnorm = weight[i] * g[i];
+            dbias[i] += g[i];
+            dweight[i] += xhat * g[i];
+            di[i] += (dnorm - dnorm_mean - xhat * dnorm_norm_mean) * s;
+        }
+    }
+}
+
+/// out [bt, oc] = inp [bt, c] @ weight [c, oc] + bias [oc]  (Hugging Face Conv1D layout), plus
+/// `residual` [bt, oc] when given: the residual add of a block is fused into its projection.
+pub fn matmul_forward(
+    out: &mut [f32],
+    inp: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    residual: Option<&[f32]>,
+    bt: usize,
+    c: usize,
+    oc: usize,
+) {
+    let out = &mut out[..bt * oc];
+    match residual {
+        Some(res) => {
+            for (o, r) in out.chunks_exact_mut(oc).zip(res.chunks_exact(oc)) {
+                for i in 0..oc {
+                    o[i] = r[i] + bias[i];
+                }
+            }
+        }
+        None => {
+            for o in out.chunks_exact_mut(oc) {
+                o.copy_from_slice(&bias[..oc]);
+            }
+        }
+    }
+    sgemm(View::new(inp, bt, c), View::new(weight, c, oc), out, oc, true);
+}
+
+/// Backward of [`matmul_forward`]: dinp [bt, c] = dout @ weight^T (overwritten), dweight [c, oc] +=
+/// inp^T @ dout, dbias [oc] += column sums of dout [bt, oc]. The residual's gradient is dout itself.
+pub fn matmul_backward(
+    dinp: &mut [f32],
+    dweight: &mut [f32],
+    dbias: &mut [f32],
+    dout: &[f32],
+    inp: &[f32],
+    weight: &[f32],
+    bt: usize,
+    c: usize,
+    oc: usize,
+) {
+    let dout_v = View::new(dout, bt, oc);
+    sgemm(dout_v, View::new(weight, c, oc).t(), dinp, c, false);
+    sgemm(View::new(inp, bt, c).t(), dout_v, dweight, oc, true);
+    for row in dout[..bt * oc].chunks_exact(oc) {
+        for i in 0..oc {
+            dbias[i] += row[i];
+        }
+    }
+}
+
+/// Causal multi-head self-attention, scaled by 1/sqrt(head_dim) (SPEC.md).
+/// out [b, t, c] (heads concatenated), att [b, nh, t, t] (softmax probabilities, upper triangle 0),
+/// qkv [b, t, 3c] = [q | k | v], head h at columns h*hs..(h+1)*hs of each.
+pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], b: usize, t_len: usize, c: usize, nh: usize) {
+    let hs = c / nh;
+    let scale = 1.0 / (hs as f32).sqrt();
+    let c3 = 3 * c;
+    for bi in 0..b {
+        let qkv_b = &qkv[bi * t_len * c3..][..t_len * c3];
+        for h in 0..nh {
+            let att_bh = &mut att[(bi * nh + h) * t_len * t_len..][..t_len * t_len];
+            for t in 0..t_len {
+                let q = &qkv_b[t * c3 + h * hs..][..hs];
+                let row = &mut att_bh[t * t_len..][..t_len];
+                let mut maxv = f32::NEG_INFINITY;
+                for t2 in 0..=t {
+                    let k = &qkv_b[t2 * c3 + c + h * hs..][..hs];
+                    let s = dot(q, k) * scale;
+                    row[t2] = s;
+                    maxv = maxv.max(s);
+                }
+                let mut sum = 0.0f32;
+                for v in row[..=t].iter_mut() {
+                    *v = (*v - maxv).exp();
+                    sum += *v;
+                }
+                let inv = 1.0 / sum;
+                for v in row[..=t].iter_mut() {
+                    *v *= inv;
+                }
+                row[t + 1..].fill(0.0);
+                let o = &mut out[(bi * t_len + t) * c + h * hs..][..hs];
+                o.fill(0.0);
+                for t2 in 0..=t {
+                    let v = &qkv_b[t2 * c3 + 2 * c + h * hs..][..hs];
+                    let a = row[t2];
+                    for i in 0..hs {
+                        o[i] += a * v[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Backward of [`attention_forward`]: dqkv [b, t, 3c] (overwritten), datt [t, t] scratch;
+/// dout [b, t, c], qkv and att as saved by the forward pass.
+pub fn attention_backward(
+    dqkv: &mut [f32],
+    datt: &mut [f32],
+    dout: &[f32],
+    qkv: &[f32],
+    att: &[f32],
+    b: usize,
+    t_len: usize,
+    c: usize,
+    nh: usize,
+) {
+    let hs = c / nh;
+    let scale = 1.0 / (hs as f32).sqrt();
+    let c3 = 3 * c;
+    dqkv[..b * t_len * c3].fill(0.0);
+    for bi in 0..b {
+        let qkv_b = &qkv[bi * t_len * c3..][..t_len * c3];
+        let dqkv_b = &mut dqkv[bi * t_len * c3..][..t_len * c3];
+        for h in 0..nh {
+            let att_bh = &att[(bi * nh + h) * t_len * t_len..][..t_len * t_len];
+            for t in 0..t_len {
+                let g = &dout[(bi * t_len + t) * c + h * hs..][..hs];
+                let a = &att_bh[t * t_len..][..t_len];
+                let da = &mut datt[t * t_len..][..t_len];
+                // out_t = sum_t2 a[t2] v[t2]: datt = g . v, dv[t2] += a[t2] g.
+                for t2 in 0..=t {
+                    let v = &qkv_b[t2 * c3 + 2 * c + h * hs..][..hs];
+                    da[t2] = dot(g, v);
+                    let dv = &mut dqkv_b[t2 * c3 + 2 * c + h * hs..][..hs];
+                    for i in 0..hs {
+                        dv[i] += a[t2] * g[i];
+                    }
+                }
+                // softmax backward: dpre = a * (datt - sum_j a_j datt_j), then the scaled q.k.
+                let mut s = 0.0f32;
+                for t2 in 0..=t {
+                    s += a[t2] * da[t2];
+                }
+                for t2 in 0..=t {
+                    let dpre = a[t2] * (da[t2] - s) * scale;
+                    let k = &qkv_b[t2 * c3 + c + h * hs..][..hs];
+                    let q = &qkv_b[t * c3 + h * hs..][..hs];
+                    let dk = &mut dqkv_b[t2 * c3 + c + h * hs..][..hs];
+                    for i in 0..hs {
+                        dk[i] += dpre * q[i];
+                    }
+                    let dq = &mut dqkv_b[t * c3 + h * hs..][..hs];
+                    for i in 0..hs {
+                        dq[i] += dpre * k[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+const GELU_SCALE: f32 = 0.797_884_6; // sqrt(2 / pi)
+
+/// tanh-approximated GELU (GPT-2's "gelu_new"): out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+pub fn gelu_forward(out: &mut [f32], inp: &[f32]) {
+    for (o, &x) in out.iter_mut().zip(inp) {
+        let u = GELU_SCALE * (x + 0.044715 * x * x * x);
+        *o = 0.5 * x * (1.0 + u.tanh());
+    }
+}
+
+/// Backward of [`gelu_forward`]: dinp = gelu'(inp) * dout (overwritten; may alias nothing).
+pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
+    for ((di, &x), &g) in dinp.iter_mut().zip(inp).zip(dout) {
+        *di = gelu_grad(x) * g;
+    }
+}
+
+/// In-place variant of [`gelu_backward`]: d [n] holds dout on entry and dinp on return.
+pub fn gelu_backward_inplace(d: &mut [f32], inp: &[f32]) {
+    for (di, &x) in d.iter_mut().zip(inp) {
+        *di *= gelu_grad(x);
+    }
+}
+
+#[inline]
+fn gelu_grad(x: f32) -> f32 {
+    let u = GELU_SCALE * (x + 0.044715 * x * x * x);
+    let th = u.tanh();
+    let sech2 = 1.0 - th * th;
+    0.5 * (1.0 + th) + 0.5 * x * sech2 * GELU_SCALE * (1.0 + 3.0 * 0.044715 * x * x)
+}
+
+/// out = a + b (llm.c's `residual_forward`; the model fuses it into [`matmul_forward`]).
+pub fn residual_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = x + y;
+    }
+}
+
+/// Read-out at the x-tokens: preds [b, n] = lnf[b, 2i, :] . w [c] + bias (SPEC.md: the prediction
+/// for y_i is the read-out at the x_i token). lnf [b, 2n, c].
+pub fn readout_forward(preds: &mut [f32], lnf: &[f32], w: &[f32], bias: f32, b: usize, n: usize, c: usize) {
+    for bi in 0..b {
+        for i in 0..n {
+            let h = &lnf[(bi * 2 * n + 2 * i) * c..][..c];
+            preds[bi * n + i] = dot(h, w) + bias;
+        }
+    }
+}
+
+/// Backward of [`readout_forward`]: dlnf [b, 2n, c] (overwritten; zero at y-tokens), dw [c] +=,
+/// dbias [1] +=; dpreds [b, n].
+pub fn readout_backward(
+    dlnf: &mut [f32],
+    dw: &mut [f32],
+    dbias: &mut [f32],
+    dpreds: &[f32],
+    lnf: &[f32],
+    w: &[f32],
+    b: usize,
+    n: usize,
+    c: usize,
+) {
+    for bi in 0..b {
+        for i in 0..n {
+            let g = dpreds[bi * n + i];
+            let row = (bi * 2 * n + 2 * i) * c;
+            let h = &lnf[row..][..c];
+            for ch in 0..c {
+                dw[ch] += g * h[ch];
+            }
+            dbias[0] += g;
+            for (dl, &wc) in dlnf[row..][..c].iter_mut().zip(w) {
+                *dl = g * wc;
+            }
+            dlnf[row + c..][..c].fill(0.0);
+        }
+    }
+}
+
+/// Mean squared error (SPEC.md training loss): returns the *sum* of squared errors over [bt]
+/// (the caller divides by the total count, which spans all chunks) and writes
+/// dpreds = 2 (pred - y) / count.
+pub fn mse_forward(dpreds: &mut [f32], preds: &[f32], ys: &[f32], count: usize) -> f64 {
+    let mut sum = 0.0f64;
+    let k = 2.0 / count as f32;
+    for ((dp, &p), &y) in dpreds.iter_mut().zip(preds).zip(ys) {
+        let e = p - y;
+        sum += (e as f64) * (e as f64);
+        *dp = k * e;
+    }
+    sum
+}
+
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

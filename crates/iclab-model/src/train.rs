@@ -1,0 +1,741 @@
+//! Pretraining the in-context learner (SPEC.md, "Prompts"): fresh prompts every step from the
+//! deterministic streams, the curriculum, Adam(W), metrics, checkpoints and exact resume.
+//!
+//! A run directory holds:
+//! - `config.toml`: the resolved [`TrainConfig`] (every field, so the run can be repeated);
+//! - `metrics.jsonl`: one JSON object per line, `{"kind":"train","step":s,"loss":..,"lr":..,
+//!   "grad_norm":..,"d":..,"n":..}` every `log_every` steps (s = 0-based index of the batch; `d`
+//!   and `n` are the curriculum's active dimension and points), and `{"kind":"eval","step":t,
+//!   "loss":..,"err_per_k":[..]}` every `eval_every` steps (t = steps done; the fixed eval batch is
+//!   prompts 0..eval_prompts of stream (seed, Eval) at the model's full d and n; `err_per_k[k]` is the
+//!   squared error after k examples divided by E[y^2], SPEC.md's metric). No wall-clock values, so
+//!   the file of a resumed run is byte-identical to an uninterrupted one.
+//! - `checkpoints/step_NNNNNNNN.safetensors` (see [`crate::checkpoint`]).
+//!
+//! Exact resume: batch `s` is prompts s*batch_size .. (s+1)*batch_size of stream (seed, Train), the
+//! curriculum is a function of s, and the checkpoint restores parameters and Adam moments bit for
+//! bit, so the step number is the whole position of the run.
+
+use std::fs;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use iclab_core::error::{check_at_least, ConfigError, Valid};
+use iclab_core::rng::Purpose;
+use iclab_core::{ClassSpec, Curriculum, PromptBatch, PromptSampler, PromptStrategy};
+
+use crate::adam::{clip_scale, global_norm, Adam, LrSchedule, OptimizerConfig};
+use crate::checkpoint::{self, fnv1a, write_atomic, Checkpoint};
+use crate::gpt::{Gpt, ModelConfig};
+
+/// Built-in presets of `iclab train --preset NAME` (TOML layered over [`TrainConfig::default`]).
+pub const PRESETS: &[(&str, &str)] = &[
+    ("tiny", include_str!("../presets/tiny.toml")),
+    ("small", include_str!("../presets/small.toml")),
+    ("standard", include_str!("../presets/standard.toml")),
+];
+
+/// The TOML of `iclab train` (saved as run_dir/config.toml). Every field has a default, so a file
+/// states only what differs; unknown keys are errors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Run name: the run directory is `<out>/<name>`.
+    pub name: String,
+    /// Seeds the initialisation (Init stream), the training prompts (Train), the eval batch (Eval)
+    /// and the input geometry.
+    pub seed: u64,
+    /// Optimizer steps (each on a fresh batch).
+    pub steps: u64,
+    pub batch_size: usize,
+    /// Write a checkpoint every this many steps (and at the end, and on Ctrl-C).
+    pub checkpoint_every: u64,
+    /// Keep the checkpoints whose step is a multiple of this (0: keep only the latest).
+    pub keep_every: u64,
+    /// Record the training loss every this many steps.
+    pub log_every: u64,
+    /// Record the per-position loss on the fixed eval batch every this many steps (0: never).
+    pub eval_every: u64,
+    /// Prompts in the fixed eval batch.
+    pub eval_prompts: usize,
+    pub model: ModelConfig,
+    /// The pretraining distribution, e.g. a mixture (sampled per prompt).
+    pub task: ClassSpec,
+    /// Input distribution of the training prompts (default isotropic N(0, I)).
+    pub inputs: PromptStrategy,
+    /// Active dimension and points per step; unless a config states it, it is fitted to end at the
+    /// model's d and n_points.
+    pub curriculum: Curriculum,
+    pub optimizer: OptimizerConfig,
+}
+
+impl Default for TrainConfig {
+    /// The tiny model on dense linear regression with SPEC.md's optimizer (Adam, constant 1e-4).
+    fn default() -> Self {
+        let model = ModelConfig {
+            d: 5,
+            n_points: 11,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 64,
+        };
+        TrainConfig {
+            name: "run".into(),
+            seed: 0,
+            steps: 10_000,
+            batch_size: 64,
+            checkpoint_every: 1000,
+            keep_every: 0,
+            log_every: 10,
+            eval_every: 1000,
+            eval_prompts: 256,
+            curriculum: Curriculum::spec(model.d, model.n_points, 2000),
+            model,
+            task: ClassSpec::Dense { normalize: false },
+            inputs: PromptStrategy::Isotropic,
+            optimizer: OptimizerConfig::default(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// A built-in preset: "tiny", "small" or "standard" (crates/iclab-model/presets/*.toml).
+    pub fn preset(name: &str) -> Result<TrainConfig, ConfigError> {
+        let text = PRESETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| ConfigError::new("preset", name, preset_names()))?;
+        let cfg = iclab_core::config::resolve(&TrainConfig::default(), Some((name, text)), &[])?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// defaults (or a preset) -> TOML file -> `--set key=value` overrides -> validated config.
+    /// `file` is (source name for errors, text). Unless the file or an override mentions
+    /// `curriculum`, the curriculum is fitted to end at the model's d and n_points (so
+    /// `--set model.d=8` alone does what it says).
+    pub fn resolve(
+        preset: Option<&str>,
+        file: Option<(&str, &str)>,
+        overrides: &[String],
+    ) -> Result<TrainConfig, ConfigError> {
+        let base = match preset {
+            Some(p) => TrainConfig::preset(p)?,
+            None => TrainConfig::default(),
+        };
+        let mut cfg = iclab_core::config::resolve(&base, file, overrides)?;
+        let file_sets_curriculum = match file {
+            Some((_, text)) => text
+                .parse::<toml::Table>()
+                .map(|t| t.contains_key("curriculum"))
+                .unwrap_or(false),
+            None => false,
+        };
+        let override_sets_curriculum = overrides.iter().any(|o| o.trim_start().starts_with("curriculum"));
+        if !file_sets_curriculum && !override_sets_curriculum {
+            cfg.curriculum = fit_curriculum(cfg.curriculum, cfg.model.d, cfg.model.n_points);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Every field checked; errors name the field, the value and what is allowed.
+    pub fn validate(&self) -> Valid {
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name == "." || self.name == ".." {
+            return Err(ConfigError::new(
+                "name",
+                format!("{:?}", self.name),
+                "a non-empty directory name without / or \\",
+            ));
+        }
+        self.model.validate().map_err(|e| e.within("model"))?;
+        self.task.validate(self.model.d).map_err(|e| e.within("task"))?;
+        self.inputs.validate().map_err(|e| e.within("inputs"))?;
+        self.curriculum
+            .validate(self.model.d, self.model.n_points)
+            .map_err(|e| e.within("curriculum"))?;
+        self.optimizer.validate().map_err(|e| e.within("optimizer"))?;
+        if self.steps < 1 {
+            return Err(ConfigError::new("steps", self.steps, "an integer >= 1"));
+        }
+        check_at_least("batch_size", self.batch_size, 1)?;
+        check_at_least("eval_prompts", self.eval_prompts, 1)?;
+        for (field, v) in [
+            ("checkpoint_every", self.checkpoint_every),
+            ("log_every", self.log_every),
+        ] {
+            if v < 1 {
+                return Err(ConfigError::new(field, v, "an integer >= 1"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The config with the fields that do not change the trajectory (parameters and losses) reset:
+    /// name, checkpoint/log/eval bookkeeping, and `steps` when the lr schedule does not depend on
+    /// it. Two configs with equal trajectory views train identically step for step.
+    pub fn trajectory_view(&self) -> TrainConfig {
+        let d = TrainConfig::default();
+        let mut t = self.clone();
+        t.name = d.name;
+        t.checkpoint_every = d.checkpoint_every;
+        t.keep_every = d.keep_every;
+        t.log_every = d.log_every;
+        t.eval_every = d.eval_every;
+        t.eval_prompts = d.eval_prompts;
+        if self.optimizer.schedule == LrSchedule::Constant {
+            t.steps = 0;
+            t.optimizer.min_lr_ratio = d.optimizer.min_lr_ratio;
+        }
+        t
+    }
+
+    /// Hash of [`TrainConfig::trajectory_view`] (stored in checkpoints).
+    pub fn trajectory_hash(&self) -> u64 {
+        fnv1a(toml::to_string(&self.trajectory_view()).unwrap_or_default().as_bytes())
+    }
+}
+
+/// The names of the built-in presets, for error messages.
+pub fn preset_names() -> String {
+    PRESETS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// Moves the curriculum's ends to (d, n) and keeps its starts inside them.
+fn fit_curriculum(mut c: Curriculum, d: usize, n: usize) -> Curriculum {
+    c.dims.end = d;
+    c.dims.start = c.dims.start.clamp(1, d.max(1));
+    c.points.end = n;
+    c.points.start = c.points.start.clamp(1, n.max(1));
+    c
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        toml::Value::Array(a) if a.iter().any(|x| x.is_table()) => {
+            for (i, x) in a.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), x, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// The trajectory fields in which `saved` and `requested` differ, as "field: saved vs requested"
+/// (`(absent)` where one lacks it). Empty when a run with `saved` can be resumed as `requested`.
+pub fn config_differences(saved: &TrainConfig, requested: &TrainConfig) -> Vec<String> {
+    let as_pairs = |c: &TrainConfig| {
+        let mut out = Vec::new();
+        if let Ok(v) = toml::Value::try_from(c.trajectory_view()) {
+            flatten("", &v, &mut out);
+        }
+        out
+    };
+    let (a, b) = (as_pairs(saved), as_pairs(requested));
+    let mut keys: Vec<&String> = a.iter().chain(&b).map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    let find = |list: &[(String, String)], k: &str| {
+        list.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| "(absent)".into())
+    };
+    keys.into_iter()
+        .filter_map(|k| {
+            let (x, y) = (find(&a, k), find(&b, k));
+            (x != y).then(|| format!("{k}: {x} vs {y}"))
+        })
+        .collect()
+}
+
+/// How `train` runs (not part of the config: none of it changes the result).
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Progress bar on stderr.
+    pub progress: bool,
+    /// Set (e.g. by a Ctrl-C handler) to stop after the current step with a checkpoint.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Tests: return after this many steps done without a final checkpoint, as if killed.
+    pub stop_after: Option<u64>,
+}
+
+/// What a call of [`train`] did.
+#[derive(Clone, Debug)]
+pub struct TrainSummary {
+    /// Steps done in total (including those before a resume).
+    pub steps_done: u64,
+    /// Loss of the last batch trained in this call (NaN if none was).
+    pub final_loss: f32,
+    /// The checkpoint step this call resumed from.
+    pub resumed_from: Option<u64>,
+    /// Wall-clock seconds of this call.
+    pub seconds: f64,
+    /// True when the run stopped before `steps` (stop flag or stop_after).
+    pub stopped_early: bool,
+    /// The latest checkpoint on disk.
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+/// One line of metrics.jsonl.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    Train {
+        step: u64,
+        loss: f32,
+        lr: f64,
+        grad_norm: f64,
+        d: usize,
+        n: usize,
+    },
+    Eval {
+        step: u64,
+        loss: f64,
+        err_per_k: Vec<f64>,
+    },
+}
+
+/// Reads metrics.jsonl, skipping a torn last line (a run killed mid-write).
+pub fn read_metrics(path: &Path) -> Result<Vec<Record>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+}
+
+/// Trains into `run_dir` (config.toml, metrics.jsonl, checkpoints/). Resumes from the latest
+/// checkpoint when `run_dir` holds one made with the same trajectory config; refuses a run_dir
+/// whose config differs, naming the fields.
+pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
+    let t0 = Instant::now();
+    cfg.validate()?;
+    fs::create_dir_all(run_dir.join("checkpoints"))
+        .with_context(|| format!("creating run directory {}", run_dir.display()))?;
+    let config_path = run_dir.join("config.toml");
+    if config_path.exists() {
+        let text = fs::read_to_string(&config_path)?;
+        let saved: TrainConfig = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid training config", config_path.display()))?;
+        let diffs = config_differences(&saved, cfg);
+        if !diffs.is_empty() {
+            bail!(
+                "{} holds a run with a different configuration: {} (saved vs requested); choose another \
+                 name, or start a fresh run next to it (`iclab train --fresh`)",
+                run_dir.display(),
+                diffs.join("; ")
+            );
+        }
+    }
+    write_atomic(&config_path, toml::to_string(cfg)?.as_bytes())?;
+
+    // Resume from the latest checkpoint, or start from the GPT-2 initialisation.
+    let mut gpt;
+    let mut adam;
+    let mut resumed_from = None;
+    let mut last_checkpoint = None;
+    match checkpoint::latest(run_dir)? {
+        Some((_, path)) => {
+            let ck = Checkpoint::load_for(&path, cfg).with_context(|| {
+                format!(
+                    "cannot resume {}: move the checkpoint away to resume from an earlier one, or start a \
+                     fresh run",
+                    run_dir.display()
+                )
+            })?;
+            gpt = Gpt::from_params(cfg.model.clone(), ck.params).map_err(|e| anyhow::anyhow!("{e}"))?;
+            adam = Adam::restore(&gpt.tensors(), ck.m, ck.v, ck.step);
+            resumed_from = Some(ck.step);
+            last_checkpoint = Some(path);
+        }
+        None => {
+            gpt = Gpt::new(cfg.model.clone(), cfg.seed);
+            adam = Adam::new(&gpt.tensors());
+        }
+    }
+    let start = resumed_from.unwrap_or(0);
+
+    // Metrics: keep what the checkpoint covers (train records before `start`, eval records up to
+    // it) and drop what a killed run wrote after its last checkpoint; it will be written again.
+    let metrics_path = run_dir.join("metrics.jsonl");
+    // Lines are kept verbatim (a parse-and-print round trip could change the last digit of a float).
+    let old = match fs::read_to_string(&metrics_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", metrics_path.display())),
+    };
+    let mut text = String::new();
+    for line in old.lines() {
+        let keep = match serde_json::from_str::<Record>(line) {
+            Ok(Record::Train { step, .. }) => step < start,
+            Ok(Record::Eval { step, .. }) => step <= start && resumed_from.is_some(),
+            Err(_) => false, // torn last line of a killed run
+        };
+        if keep {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    write_atomic(&metrics_path, text.as_bytes())?;
+    let mut metrics = BufWriter::new(
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&metrics_path)
+            .with_context(|| format!("opening {}", metrics_path.display()))?,
+    );
+    let mut log = |r: &Record| -> Result<()> {
+        writeln!(metrics, "{}", serde_json::to_string(r)?)?;
+        metrics.flush()?;
+        Ok(())
+    };
+
+    let (d, n_max) = (cfg.model.d, cfg.model.n_points);
+    let sampler = PromptSampler::new(cfg.task.clone(), cfg.inputs.clone(), d, cfg.seed)?;
+    let eval_batch = PromptBatch::from_prompts(&sampler.prompts(cfg.seed, Purpose::Eval, cfg.eval_prompts, n_max, d));
+    let ey2 = sampler.expected_y2(d);
+    if resumed_from.is_none() && cfg.eval_every > 0 {
+        log(&evaluate(&mut gpt, &eval_batch, ey2, 0))?;
+    }
+
+    let mut progress = opts.progress.then(|| Progress::new(start, cfg.steps));
+    let mut final_loss = f32::NAN;
+    let summary = |steps_done, final_loss, stopped_early, last_checkpoint| TrainSummary {
+        steps_done,
+        final_loss,
+        resumed_from,
+        seconds: t0.elapsed().as_secs_f64(),
+        stopped_early,
+        last_checkpoint,
+    };
+    let good_checkpoint = |last: &Option<PathBuf>| match last {
+        Some(p) => format!("the last good checkpoint, {}, is kept", p.display()),
+        None => "no checkpoint had been written yet".to_string(),
+    };
+    for step in start..cfg.steps {
+        let (d_active, n) = cfg.curriculum.at(step);
+        // Batch `step`: prompts step*b .. (step+1)*b of stream (seed, Train) (SPEC.md: fresh
+        // data every step; keyed by step so that a resumed run draws the same batches).
+        let b = cfg.batch_size;
+        let batch = sampler.batch(cfg.seed, Purpose::Train, step * b as u64, b, n, d_active);
+        let lr = cfg.optimizer.lr_at(step, cfg.steps);
+        let loss = gpt.forward_loss(&batch.xs, &batch.ys, b, n);
+        if !loss.is_finite() {
+            if let Some(p) = progress.as_mut() {
+                p.finish();
+            }
+            bail!(
+                "training diverged at step {step}: the loss is {loss} (lr {lr:.3e}); stopped, {}. Try a lower \
+                 optimizer.lr, optimizer.warmup_steps or optimizer.grad_clip",
+                good_checkpoint(&last_checkpoint)
+            );
+        }
+        gpt.backward();
+        let grad_norm = global_norm(&gpt.grads);
+        if !grad_norm.is_finite() {
+            if let Some(p) = progress.as_mut() {
+                p.finish();
+            }
+            bail!(
+                "training diverged at step {step}: the gradient norm is {grad_norm} (loss {loss}, lr {lr:.3e}); \
+                 stopped, {}. Try a lower optimizer.lr or optimizer.grad_clip",
+                good_checkpoint(&last_checkpoint)
+            );
+        }
+        let scale = clip_scale(grad_norm, cfg.optimizer.grad_clip);
+        adam.step(&mut gpt.params, &gpt.grads, lr, scale, &cfg.optimizer);
+        final_loss = loss;
+        let done = step + 1;
+        if step % cfg.log_every == 0 || done == cfg.steps {
+            log(&Record::Train {
+                step,
+                loss,
+                lr,
+                grad_norm,
+                d: d_active,
+                n,
+            })?;
+        }
+        if cfg.eval_every > 0 && (done % cfg.eval_every == 0 || done == cfg.steps) {
+            log(&evaluate(&mut gpt, &eval_batch, ey2, done))?;
+        }
+        let stop = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+        if done % cfg.checkpoint_every == 0 || done == cfg.steps || stop {
+            if gpt.params.iter().any(|p| !p.is_finite()) {
+                bail!(
+                    "training diverged at step {step}: a parameter is not finite after the update (lr {lr:.3e}); \
+                     stopped, {}. Try a lower optimizer.lr or optimizer.grad_clip",
+                    good_checkpoint(&last_checkpoint)
+                );
+            }
+            let path = run_dir.join("checkpoints").join(checkpoint::file_name(done));
+            let ck = Checkpoint {
+                config: cfg.clone(),
+                step: done,
+                params: gpt.params.clone(),
+                m: adam.m.clone(),
+                v: adam.v.clone(),
+            };
+            ck.save(&gpt, &path)?;
+            checkpoint::prune(run_dir, cfg.keep_every)?;
+            last_checkpoint = Some(path);
+        }
+        if let Some(p) = progress.as_mut() {
+            p.update(done, loss, d_active, n);
+        }
+        if stop || opts.stop_after == Some(done) {
+            if let Some(p) = progress.as_mut() {
+                p.finish();
+            }
+            return Ok(summary(done, final_loss, done < cfg.steps, last_checkpoint));
+        }
+    }
+    if let Some(p) = progress.as_mut() {
+        p.finish();
+    }
+    Ok(summary(cfg.steps.max(start), final_loss, false, last_checkpoint))
+}
+
+/// Per-position error of the model on the fixed eval batch after `step` steps.
+fn evaluate(gpt: &mut Gpt, batch: &PromptBatch, ey2: f64, step: u64) -> Record {
+    let pred = gpt.predict(batch);
+    let (b, n) = (batch.b, batch.n);
+    let mut per_k = vec![0f64; n];
+    for i in 0..b {
+        for (k, e) in per_k.iter_mut().enumerate() {
+            let r = pred[i * n + k] as f64 - batch.ys[i * n + k] as f64;
+            *e += r * r;
+        }
+    }
+    let loss = per_k.iter().sum::<f64>() / (b * n) as f64;
+    Record::Eval {
+        step,
+        loss,
+        err_per_k: per_k.iter().map(|e| e / b as f64 / ey2).collect(),
+    }
+}
+
+/// Loads a trained model: a run directory (its latest checkpoint) or a checkpoint file. The
+/// checkpoint is verified (structure, checksum, names and shapes) before use.
+pub fn load(path: &Path) -> Result<(TrainConfig, Gpt)> {
+    let file = if path.is_dir() {
+        checkpoint::latest(path)?
+            .with_context(|| {
+                format!(
+                    "{} holds no checkpoint (checkpoints/step_*.safetensors)",
+                    path.display()
+                )
+            })?
+            .1
+    } else {
+        path.to_path_buf()
+    };
+    let ck = Checkpoint::load(&file)?;
+    let gpt = Gpt::from_params(ck.config.model.clone(), ck.params).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((ck.config, gpt))
+}
+
+/// A one-line progress bar on stderr: step, loss, steps/s, ETA and the curriculum's d and n.
+/// On a terminal it redraws in place (at most 10 times a second); otherwise it prints a line every
+/// 10 seconds.
+struct Progress {
+    start_step: u64,
+    total: u64,
+    t0: Instant,
+    last: Instant,
+    tty: bool,
+    loss_sum: f64,
+    loss_count: u64,
+}
+
+impl Progress {
+    fn new(start_step: u64, total: u64) -> Self {
+        let now = Instant::now();
+        Progress {
+            start_step,
+            total,
+            t0: now,
+            last: now,
+            tty: std::io::stderr().is_terminal(),
+            loss_sum: 0.0,
+            loss_count: 0,
+        }
+    }
+
+    fn update(&mut self, done: u64, loss: f32, d: usize, n: usize) {
+        self.loss_sum += loss as f64;
+        self.loss_count += 1;
+        let every = if self.tty { 0.1 } else { 10.0 };
+        if self.last.elapsed().as_secs_f64() < every && done < self.total {
+            return;
+        }
+        self.last = Instant::now();
+        let elapsed = self.t0.elapsed().as_secs_f64();
+        let rate = (done - self.start_step) as f64 / elapsed.max(1e-9);
+        let eta = (self.total - done) as f64 / rate.max(1e-9);
+        let width = 24;
+        let filled = (width as f64 * done as f64 / self.total as f64) as usize;
+        let bar: String = "#".repeat(filled.min(width)) + &"-".repeat(width - filled.min(width));
+        let line = format!(
+            "step {done}/{} [{bar}] loss {:.4} | {rate:.1} steps/s | ETA {} | d {d} n {n}",
+            self.total,
+            self.loss_sum / self.loss_count as f64,
+            fmt_duration(eta)
+        );
+        self.loss_sum = 0.0;
+        self.loss_count = 0;
+        if self.tty {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+fn fmt_duration(s: f64) -> String {
+    let s = s.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_resolve_and_validate() {
+        for (name, _) in PRESETS {
+            let c = TrainConfig::preset(name).unwrap();
+            assert_eq!(c.name, *name);
+            assert_eq!(c.curriculum.at(u64::MAX / 2), (c.model.d, c.model.n_points));
+        }
+        let s = TrainConfig::preset("standard").unwrap();
+        // SPEC.md's reference scale.
+        assert_eq!(
+            (
+                s.model.d,
+                s.model.n_points,
+                s.model.n_layer,
+                s.model.n_head,
+                s.model.n_embd
+            ),
+            (20, 41, 12, 8, 256)
+        );
+        assert_eq!((s.optimizer.lr, s.batch_size, s.steps), (1e-4, 64, 500_000));
+        assert_eq!(s.curriculum, Curriculum::spec(20, 41, 2000));
+        let e = TrainConfig::preset("huge").unwrap_err();
+        assert_eq!(e.field, "preset");
+        assert!(e.allowed.contains("tiny"), "{e}");
+    }
+
+    #[test]
+    fn resolution_layers_and_curriculum_fit() {
+        let c = TrainConfig::resolve(Some("small"), None, &["model.d=8".into(), "optimizer.lr=0.01".into()]).unwrap();
+        assert_eq!(c.model.d, 8);
+        assert_eq!(c.optimizer.lr, 0.01);
+        assert_eq!(c.curriculum.dims.end, 8);
+        assert_eq!(c.curriculum.dims.start, 5);
+        // An explicit curriculum is kept (and validated).
+        let e = TrainConfig::resolve(
+            Some("small"),
+            None,
+            &["model.d=8".into(), "curriculum.dims.end=10".into()],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "curriculum.dims.end");
+        let text = "name = \"x\"\nsteps = 7\n[task]\nclass = \"sparse\"\nnnz = 2\n";
+        let c = TrainConfig::resolve(None, Some(("exp.toml", text)), &[]).unwrap();
+        assert_eq!((c.name.as_str(), c.steps), ("x", 7));
+        assert_eq!(
+            c.task,
+            ClassSpec::Sparse {
+                nnz: 2,
+                normalize: false
+            }
+        );
+        // The saved form reads back to the same config.
+        let back: TrainConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn bad_configs_name_field_value_and_allowed() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["batch_size=0"], "batch_size"),
+            (&["steps=0"], "steps"),
+            (&["model.n_head=3"], "model"),
+            (&["optimizer.beta1=1.5"], "optimizer.beta1"),
+            (&["optimizer.grad_clip=-1"], "optimizer.grad_clip"),
+            (&["task={ class = \"sparse\", nnz = 9 }"], "task"),
+            (&["name=a/b"], "name"),
+            (&["log_every=0"], "log_every"),
+        ];
+        for (sets, field) in cases {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            let e = TrainConfig::resolve(Some("tiny"), None, &sets).unwrap_err();
+            assert!(e.field.starts_with(field), "{sets:?}: {e}");
+            assert!(!e.allowed.is_empty());
+        }
+        let e = TrainConfig::resolve(Some("tiny"), None, &["optimizer.lrr=1".into()]).unwrap_err();
+        assert!(e.to_string().contains("lrr"), "{e}");
+    }
+
+    #[test]
+    fn differences_ignore_bookkeeping_but_not_the_trajectory() {
+        let a = TrainConfig::preset("tiny").unwrap();
+        let mut b = a.clone();
+        b.log_every = 1;
+        b.checkpoint_every = 3;
+        b.name = "other".into();
+        assert!(config_differences(&a, &b).is_empty());
+        assert_eq!(a.trajectory_hash(), b.trajectory_hash());
+        b.optimizer.lr = 0.5;
+        b.model.n_embd = 32;
+        let diffs = config_differences(&a, &b);
+        assert_eq!(diffs.len(), 2, "{diffs:?}");
+        assert!(
+            diffs.iter().any(|d| d.starts_with("optimizer.lr: 0.001 vs 0.5")),
+            "{diffs:?}"
+        );
+        assert!(
+            diffs.iter().any(|d| d.starts_with("model.n_embd: 64 vs 32")),
+            "{diffs:?}"
+        );
+        // Under a cosine schedule the number of steps shapes the lr: it is a trajectory field.
+        let mut c = a.clone();
+        c.steps += 1;
+        assert_eq!(config_differences(&a, &c).len(), 1);
+        let mut k = a.clone();
+        k.optimizer.schedule = LrSchedule::Constant;
+        let mut k2 = k.clone();
+        k2.steps *= 2;
+        assert!(config_differences(&k, &k2).is_empty());
+    }
+}

@@ -1,0 +1,75 @@
+//! `iclab reproduce`: the study's experiments E1-E7 end to end (issue 4): trains what they need
+//! (models shared between experiments, resumable), evaluates beside baselines and specialists,
+//! draws the figures and checks each finding's numeric criteria. See iclab_experiments::reproduce.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use iclab_experiments::reproduce::{self, Options};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// smoke (about a minute: checks the pipeline), laptop (all experiments in under an hour on 2
+    /// cores; findings must hold) or paper (SPEC.md's sizes, for a GPU-class machine).
+    #[arg(long, default_value = "laptop")]
+    scale: String,
+    /// Comma-separated experiments to run, e.g. E1,E4 (default: all of E1-E7).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Training seeds per model; the report shows the spread across seeds.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// Output folder (report.html, report.md, figures/, tables/, models/, cache/).
+    #[arg(long, default_value = "runs/reproduce")]
+    out: PathBuf,
+    /// A folder of edited preset files (*.toml, as in presets/) to use instead of the built-in ones.
+    #[arg(long)]
+    presets: Option<PathBuf>,
+    /// Exit with status 3 when a required finding does not hold.
+    #[arg(long)]
+    strict: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    // First Ctrl-C: the model in training checkpoints and the command returns (rerun to resume).
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting (rerun to resume from the last checkpoint)");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (writing a checkpoint; Ctrl-C again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let opts = Options {
+        scale: args.scale,
+        only: args.only,
+        seeds: args.seeds,
+        out: args.out,
+        presets: args.presets,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        stop: Some(stop),
+    };
+    let summary = reproduce::run(&opts)?;
+    if !summary.complete {
+        std::process::exit(130);
+    }
+    println!("report: {}", summary.report_html.display());
+    println!("        {}", summary.report_md.display());
+    for f in &summary.findings {
+        let verdict = match (f.passed(), f.required) {
+            (true, _) => "PASS",
+            (false, true) => "FAIL",
+            (false, false) => "INFO (does not hold; reported only)",
+        };
+        println!("{:<4} {verdict}", f.id);
+    }
+    if args.strict && summary.findings.iter().any(|f| f.required && !f.passed()) {
+        std::process::exit(3);
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `iclab train`: pretrain an in-context learner on a configured mixture of function classes.
+//!
+//! ```text
+//! iclab train experiment.toml [--set key=value ...] [--out runs] [--name X] [--fresh] [--quiet]
+//! iclab train --preset tiny|small|standard [--set key=value ...] [...]
+//! ```
+//! Config layers: TrainConfig defaults (or the preset) -> the TOML file -> `--set` overrides.
+//! Writes `<out>/<name>/` (config.toml, metrics.jsonl, checkpoints/). Running the same command
+//! again resumes from the last checkpoint; Ctrl-C writes a checkpoint and exits.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use iclab_model::train::{self, preset_names, TrainConfig, TrainOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Experiment TOML (any TrainConfig fields; the rest take their defaults or the preset's).
+    config: Option<PathBuf>,
+    /// Built-in preset to start from: tiny, small or standard.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Override one field, e.g. `--set steps=2000 --set optimizer.lr=3e-4 --set model.d=8`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Parent directory of run directories.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Run name (the run directory is <out>/<name>); default: the config's `name`.
+    #[arg(long)]
+    name: Option<String>,
+    /// If <out>/<name> already holds a run, start a new one in <out>/<name>-2 (-3, ...) instead of
+    /// resuming it.
+    #[arg(long)]
+    fresh: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if args.config.is_none() && args.preset.is_none() {
+        bail!(
+            "give an experiment TOML (`iclab train experiment.toml`) or a preset (`iclab train --preset NAME`, \
+             NAME one of: {})",
+            preset_names()
+        );
+    }
+    let text = match &args.config {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+        None => None,
+    };
+    let source = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let mut sets = args.sets.clone();
+    if let Some(name) = &args.name {
+        sets.push(format!("name={}", toml::Value::String(name.clone())));
+    }
+    let cfg = TrainConfig::resolve(
+        args.preset.as_deref(),
+        text.as_deref().map(|t| (source.as_str(), t)),
+        &sets,
+    )?;
+    let (cfg, run_dir) = pick_run_dir(cfg, &args.out, args.fresh)?;
+
+    // Ctrl-C: the first asks the loop to stop after the current step (with a checkpoint); a second
+    // one exits at once (the last checkpoint on disk is still valid: writes are atomic).
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without a final checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this step (writing a checkpoint; Ctrl-C again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    eprintln!(
+        "training {} ({} parameters: d {} n {} layers {} heads {} width {}) on {} for {} steps, batch {}, into {}",
+        cfg.name,
+        cfg.model.num_params(),
+        cfg.model.d,
+        cfg.model.n_points,
+        cfg.model.n_layer,
+        cfg.model.n_head,
+        cfg.model.n_embd,
+        cfg.task.name(),
+        cfg.steps,
+        cfg.batch_size,
+        run_dir.display()
+    );
+    let opts = TrainOptions {
+        progress: !args.quiet,
+        stop: Some(stop),
+        stop_after: None,
+    };
+    let s = train::train(&cfg, &run_dir, &opts)?;
+    let trained = s.steps_done - s.resumed_from.unwrap_or(0);
+    let resumed = s.resumed_from.map(|r| format!(" (resumed at step {r})")).unwrap_or_default();
+    eprintln!(
+        "{} {} / {} steps{resumed}: {trained} in {:.1} s ({:.1} steps/s), last loss {:.4}",
+        if s.stopped_early { "stopped at" } else { "done:" },
+        s.steps_done,
+        cfg.steps,
+        s.seconds,
+        trained as f64 / s.seconds.max(1e-9),
+        s.final_loss
+    );
+    if let Some(c) = &s.last_checkpoint {
+        eprintln!("checkpoint: {}", c.display());
+    }
+    if s.stopped_early {
+        eprintln!("run the same command again to resume");
+    }
+    Ok(())
+}
+
+/// `<out>/<name>`, or with `--fresh` the first of `<out>/<name>-2`, `-3`, ... that holds no run.
+fn pick_run_dir(mut cfg: TrainConfig, out: &Path, fresh: bool) -> Result<(TrainConfig, PathBuf)> {
+    let dir = out.join(&cfg.name);
+    let used = |d: &Path| d.join("config.toml").exists() || d.join("checkpoints").exists();
+    if !fresh || !used(&dir) {
+        return Ok((cfg, dir));
+    }
+    for i in 2.. {
+        let name = format!("{}-{i}", cfg.name);
+        let d = out.join(&name);
+        if !used(&d) {
+            eprintln!("{} holds a run; starting a fresh one in {}", dir.display(), d.display());
+            cfg.name = name;
+            return Ok((cfg, d));
+        }
+    }
+    unreachable!("an unused name exists")
+}
