@@ -77,6 +77,14 @@ pub struct Scale {
     /// steps; 0 = no curriculum.
     #[serde(default)]
     pub curriculum_interval: usize,
+    /// First active dimension of the curriculum (default SPEC.md's 5, at most d). Small models
+    /// leave the loss plateau of in-context regression much sooner when they start in few
+    /// dimensions (Garg et al.'s reason for the curriculum).
+    #[serde(default)]
+    pub curriculum_dims_start: Option<usize>,
+    /// First number of points of the curriculum (default SPEC.md's 11, at most n).
+    #[serde(default)]
+    pub curriculum_points_start: Option<usize>,
     /// Evaluation prompts per prompt set (SPEC.md: 1,280).
     pub eval_prompts: usize,
     #[serde(default = "default_eval_seed")]
@@ -520,7 +528,14 @@ impl Preset {
         let curriculum = if scale.curriculum_interval == 0 {
             Curriculum::fixed(scale.d, scale.n)
         } else {
-            Curriculum::spec(scale.d, scale.n, scale.curriculum_interval)
+            let mut c = Curriculum::spec(scale.d, scale.n, scale.curriculum_interval);
+            if let Some(s) = scale.curriculum_dims_start {
+                c.dims.start = s.clamp(1, scale.d);
+            }
+            if let Some(s) = scale.curriculum_points_start {
+                c.points.start = s.clamp(1, scale.n);
+            }
+            c
         };
         let mut models = Vec::new();
         for m in &self.models {

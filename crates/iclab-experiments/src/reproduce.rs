@@ -43,6 +43,8 @@ pub struct Options {
     pub progress: bool,
     /// Set by Ctrl-C: training checkpoints and the run stops (rerun to resume).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Models trained side by side (None: one per worker thread, each on its own thread).
+    pub train_jobs: Option<usize>,
 }
 
 /// The result of a run.
@@ -162,20 +164,78 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             }
         }
     }
-    log.line(&format!("{} distinct models to train or reuse", distinct.len()));
+    // Several small models train faster side by side (one thread each) than one after the other
+    // with all threads: at these sizes a step does not scale past one core. Results do not depend
+    // on the thread count (iclab_model::train), so the split changes only the wall time.
+    let threads = rayon::current_num_threads().max(1);
+    let jobs = opts.train_jobs.unwrap_or(threads).clamp(1, distinct.len().max(1));
+    let threads_per_job = (threads / jobs).max(1);
+    log.line(&format!(
+        "{} distinct models to train or reuse ({jobs} at a time, {threads_per_job} thread(s) each)",
+        distinct.len()
+    ));
     let t_train = Instant::now();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let log_m = std::sync::Mutex::new(&mut log);
+    let results: Vec<std::sync::Mutex<Option<anyhow::Result<Option<runs::Trained>>>>> =
+        distinct.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let say = |s: String| log_m.lock().expect("log lock").line(&s);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads_per_job).build() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        say(format!("could not start a training thread pool: {e}"));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((key, cfg, users)) = distinct.get(i) else { break };
+                    let stopped = opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+                    if stopped {
+                        *results[i].lock().expect("result lock") = Some(Ok(None));
+                        continue;
+                    }
+                    say(format!(
+                        "model {}/{}: {key} ({} params, {} steps) for {}",
+                        i + 1,
+                        distinct.len(),
+                        cfg.model.num_params(),
+                        cfg.steps,
+                        users.join(", ")
+                    ));
+                    let r = pool.install(|| {
+                        runs::ensure_trained(cfg, &models_dir, opts.progress && jobs == 1, opts.stop.clone())
+                    });
+                    match &r {
+                        Ok(Some(t)) if t.skipped => {
+                            say(format!("  {key}: already trained (final loss {:.4})", t.done.final_loss))
+                        }
+                        Ok(Some(t)) => say(format!(
+                            "  {key}: trained in {:.1}s{} (final loss {:.4})",
+                            t.seconds_now,
+                            t.done.resumed_from.map(|s| format!(", resumed from step {s}")).unwrap_or_default(),
+                            t.done.final_loss
+                        )),
+                        Ok(None) => say(format!("  {key}: stopped")),
+                        Err(e) => say(format!("  {key}: {e:#}")),
+                    }
+                    *results[i].lock().expect("result lock") = Some(r);
+                }
+            });
+        }
+    });
+    drop(log_m);
     let mut trained_rows = Vec::new();
     let (mut n_trained, mut n_reused) = (0, 0);
-    for (i, (key, cfg, users)) in distinct.iter().enumerate() {
-        log.line(&format!(
-            "model {}/{}: {key} ({} params, {} steps) for {}",
-            i + 1,
-            distinct.len(),
-            cfg.model.num_params(),
-            cfg.steps,
-            users.join(", ")
-        ));
-        let Some(t) = runs::ensure_trained(cfg, &models_dir, opts.progress, opts.stop.clone())? else {
+    for ((key, cfg, users), r) in distinct.iter().zip(results) {
+        let r = r
+            .into_inner()
+            .expect("result lock")
+            .unwrap_or_else(|| Err(anyhow::anyhow!("{key} was not trained")));
+        let Some(t) = r? else {
             log.line("stopped: rerun the same command to resume from the last checkpoint");
             return Ok(Summary {
                 findings: Vec::new(),
@@ -187,15 +247,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         };
         if t.skipped {
             n_reused += 1;
-            log.line(&format!("  already trained (final loss {:.4})", t.done.final_loss));
         } else {
             n_trained += 1;
-            log.line(&format!(
-                "  trained in {:.1}s{} (final loss {:.4})",
-                t.seconds_now,
-                t.done.resumed_from.map(|s| format!(", resumed from step {s}")).unwrap_or_default(),
-                t.done.final_loss
-            ));
         }
         trained_rows.push(vec![
             Cell::from(key.as_str()),

@@ -9,6 +9,7 @@
 #![allow(clippy::too_many_arguments)]
 
 use crate::matmul::{sgemm, View};
+use crate::simd::{self, multiversion, LANES};
 
 /// LayerNorm epsilon of GPT-2 (Hugging Face `layer_norm_epsilon`).
 pub const LN_EPS: f32 = 1e-5;
@@ -93,6 +94,7 @@ pub fn encoder_backward(
     }
 }
 
+multiversion! {
 /// LayerNorm over the last axis: out [bt, c], mean [bt], rstd [bt], inp [bt, c], weight/bias [c].
 pub fn layernorm_forward(
     out: &mut [f32],
@@ -104,10 +106,15 @@ pub fn layernorm_forward(
     bt: usize,
     c: usize,
 ) {
+    let (weight, bias) = (&weight[..c], &bias[..c]);
     for r in 0..bt {
         let x = &inp[r * c..][..c];
-        let m = x.iter().sum::<f32>() / c as f32;
-        let v = x.iter().map(|&xi| (xi - m) * (xi - m)).sum::<f32>() / c as f32;
+        let m = simd::sum(x) / c as f32;
+        let mut acc = [0.0f32; LANES];
+        for (i, &xi) in x.iter().enumerate() {
+            acc[i % LANES] += (xi - m) * (xi - m);
+        }
+        let v = simd::hsum(acc) / c as f32;
         let s = 1.0 / (v + LN_EPS).sqrt();
         let o = &mut out[r * c..][..c];
         for i in 0..c {
@@ -117,7 +124,9 @@ pub fn layernorm_forward(
         rstd[r] = s;
     }
 }
+}
 
+multiversion! {
 /// Backward of [`layernorm_forward`]: dinp [bt, c] +=, dweight/dbias [c] +=; dout [bt, c].
 pub fn layernorm_backward(
     dinp: &mut [f32],
@@ -131,21 +140,22 @@ pub fn layernorm_backward(
     bt: usize,
     c: usize,
 ) {
+    let (weight, dweight, dbias) = (&weight[..c], &mut dweight[..c], &mut dbias[..c]);
     for r in 0..bt {
         let g = &dout[r * c..][..c];
         let x = &inp[r * c..][..c];
         let (m, s) = (mean[r], rstd[r]);
         // The two reductions of the LayerNorm Jacobian: mean(w * g) and mean(w * g * xhat).
-        let mut dnorm_mean = 0.0f32;
-        let mut dnorm_norm_mean = 0.0f32;
+        let mut acc1 = [0.0f32; LANES];
+        let mut acc2 = [0.0f32; LANES];
         for i in 0..c {
             let xhat = (x[i] - m) * s;
             let dnorm = weight[i] * g[i];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += dnorm * xhat;
+            acc1[i % LANES] += dnorm;
+            acc2[i % LANES] += dnorm * xhat;
         }
-        dnorm_mean /= c as f32;
-        dnorm_norm_mean /= c as f32;
+        let dnorm_mean = simd::hsum(acc1) / c as f32;
+        let dnorm_norm_mean = simd::hsum(acc2) / c as f32;
         let di = &mut dinp[r * c..][..c];
         for i in 0..c {
             let xhat = (x[i] - m) * s;
@@ -155,6 +165,7 @@ pub fn layernorm_backward(
             di[i] += (dnorm - dnorm_mean - xhat * dnorm_norm_mean) * s;
         }
     }
+}
 }
 
 /// out [bt, oc] = inp [bt, c] @ weight [c, oc] + bias [oc]  (Hugging Face Conv1D layout), plus
@@ -171,13 +182,7 @@ pub fn matmul_forward(
 ) {
     let out = &mut out[..bt * oc];
     match residual {
-        Some(res) => {
-            for (o, r) in out.chunks_exact_mut(oc).zip(res.chunks_exact(oc)) {
-                for i in 0..oc {
-                    o[i] = r[i] + bias[i];
-                }
-            }
-        }
+        Some(res) => broadcast_add(out, &res[..bt * oc], &bias[..oc]),
         None => {
             for o in out.chunks_exact_mut(oc) {
                 o.copy_from_slice(&bias[..oc]);
@@ -203,13 +208,34 @@ pub fn matmul_backward(
     let dout_v = View::new(dout, bt, oc);
     sgemm(dout_v, View::new(weight, c, oc).t(), dinp, c, false);
     sgemm(View::new(inp, bt, c).t(), dout_v, dweight, oc, true);
-    for row in dout[..bt * oc].chunks_exact(oc) {
+    column_sums(dbias, &dout[..bt * oc], oc);
+}
+
+multiversion! {
+/// out[r, :] = res[r, :] + bias for every row r.
+fn broadcast_add(out: &mut [f32], res: &[f32], bias: &[f32]) {
+    let oc = bias.len();
+    for (o, r) in out.chunks_exact_mut(oc).zip(res.chunks_exact(oc)) {
         for i in 0..oc {
-            dbias[i] += row[i];
+            o[i] = r[i] + bias[i];
         }
     }
 }
+}
 
+multiversion! {
+/// acc [oc] += sums over the rows of m [rows, oc], row by row.
+fn column_sums(acc: &mut [f32], m: &[f32], oc: usize) {
+    let acc = &mut acc[..oc];
+    for row in m.chunks_exact(oc) {
+        for i in 0..oc {
+            acc[i] += row[i];
+        }
+    }
+}
+}
+
+multiversion! {
 /// Causal multi-head self-attention, scaled by 1/sqrt(head_dim) (SPEC.md).
 /// out [b, t, c] (heads concatenated), att [b, nh, t, t] (softmax probabilities, upper triangle 0),
 /// qkv [b, t, 3c] = [q | k | v], head h at columns h*hs..(h+1)*hs of each.
@@ -227,16 +253,14 @@ pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], b: usize
                 let mut maxv = f32::NEG_INFINITY;
                 for t2 in 0..=t {
                     let k = &qkv_b[t2 * c3 + c + h * hs..][..hs];
-                    let s = dot(q, k) * scale;
+                    let s = simd::dot(q, k) * scale;
                     row[t2] = s;
                     maxv = maxv.max(s);
                 }
-                let mut sum = 0.0f32;
                 for v in row[..=t].iter_mut() {
-                    *v = (*v - maxv).exp();
-                    sum += *v;
+                    *v = simd::exp(*v - maxv);
                 }
-                let inv = 1.0 / sum;
+                let inv = 1.0 / simd::sum(&row[..=t]);
                 for v in row[..=t].iter_mut() {
                     *v *= inv;
                 }
@@ -244,17 +268,15 @@ pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], b: usize
                 let o = &mut out[(bi * t_len + t) * c + h * hs..][..hs];
                 o.fill(0.0);
                 for t2 in 0..=t {
-                    let v = &qkv_b[t2 * c3 + 2 * c + h * hs..][..hs];
-                    let a = row[t2];
-                    for i in 0..hs {
-                        o[i] += a * v[i];
-                    }
+                    simd::axpy(o, row[t2], &qkv_b[t2 * c3 + 2 * c + h * hs..][..hs]);
                 }
             }
         }
     }
 }
+}
 
+multiversion! {
 /// Backward of [`attention_forward`]: dqkv [b, t, 3c] (overwritten), datt [t, t] scratch;
 /// dout [b, t, c], qkv and att as saved by the forward pass.
 pub fn attention_backward(
@@ -279,70 +301,76 @@ pub fn attention_backward(
             let att_bh = &att[(bi * nh + h) * t_len * t_len..][..t_len * t_len];
             for t in 0..t_len {
                 let g = &dout[(bi * t_len + t) * c + h * hs..][..hs];
-                let a = &att_bh[t * t_len..][..t_len];
-                let da = &mut datt[t * t_len..][..t_len];
+                let a = &att_bh[t * t_len..][..t + 1];
+                let da = &mut datt[..t + 1];
                 // out_t = sum_t2 a[t2] v[t2]: datt = g . v, dv[t2] += a[t2] g.
                 for t2 in 0..=t {
-                    let v = &qkv_b[t2 * c3 + 2 * c + h * hs..][..hs];
-                    da[t2] = dot(g, v);
-                    let dv = &mut dqkv_b[t2 * c3 + 2 * c + h * hs..][..hs];
-                    for i in 0..hs {
-                        dv[i] += a[t2] * g[i];
-                    }
+                    da[t2] = simd::dot(g, &qkv_b[t2 * c3 + 2 * c + h * hs..][..hs]);
+                    simd::axpy(&mut dqkv_b[t2 * c3 + 2 * c + h * hs..][..hs], a[t2], g);
                 }
-                // softmax backward: dpre = a * (datt - sum_j a_j datt_j), then the scaled q.k.
-                let mut s = 0.0f32;
+                // softmax backward: dpre = a * (datt - sum_j a_j datt_j), then the scaled q.k:
+                // dq_t += dpre k_t2, dk_t2 += dpre q_t.
+                let s = simd::dot(a, da);
                 for t2 in 0..=t {
-                    s += a[t2] * da[t2];
+                    da[t2] = a[t2] * (da[t2] - s) * scale;
                 }
+                let q = &qkv_b[t * c3 + h * hs..][..hs];
                 for t2 in 0..=t {
-                    let dpre = a[t2] * (da[t2] - s) * scale;
-                    let k = &qkv_b[t2 * c3 + c + h * hs..][..hs];
-                    let q = &qkv_b[t * c3 + h * hs..][..hs];
-                    let dk = &mut dqkv_b[t2 * c3 + c + h * hs..][..hs];
-                    for i in 0..hs {
-                        dk[i] += dpre * q[i];
-                    }
-                    let dq = &mut dqkv_b[t * c3 + h * hs..][..hs];
-                    for i in 0..hs {
-                        dq[i] += dpre * k[i];
-                    }
+                    simd::axpy(&mut dqkv_b[t2 * c3 + c + h * hs..][..hs], da[t2], q);
+                }
+                let dq = &mut dqkv_b[t * c3 + h * hs..][..hs];
+                for t2 in 0..=t {
+                    simd::axpy(dq, da[t2], &qkv_b[t2 * c3 + c + h * hs..][..hs]);
                 }
             }
         }
     }
 }
+}
 
 const GELU_SCALE: f32 = 0.797_884_6; // sqrt(2 / pi)
 
-/// tanh-approximated GELU (GPT-2's "gelu_new"): out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+multiversion! {
+/// tanh-approximated GELU (GPT-2's "gelu_new"): out = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+/// computed as x * sigmoid(2u) (the same function: 0.5 (1 + tanh u) = 1 / (1 + e^{-2u})).
 pub fn gelu_forward(out: &mut [f32], inp: &[f32]) {
     for (o, &x) in out.iter_mut().zip(inp) {
-        let u = GELU_SCALE * (x + 0.044715 * x * x * x);
-        *o = 0.5 * x * (1.0 + u.tanh());
+        *o = x * gelu_sigmoid(x);
     }
 }
+}
 
-/// Backward of [`gelu_forward`]: dinp = gelu'(inp) * dout (overwritten; may alias nothing).
+multiversion! {
+/// Backward of [`gelu_forward`]: dinp = gelu'(inp) * dout (overwritten).
 pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
     for ((di, &x), &g) in dinp.iter_mut().zip(inp).zip(dout) {
         *di = gelu_grad(x) * g;
     }
 }
+}
 
+multiversion! {
 /// In-place variant of [`gelu_backward`]: d [n] holds dout on entry and dinp on return.
 pub fn gelu_backward_inplace(d: &mut [f32], inp: &[f32]) {
     for (di, &x) in d.iter_mut().zip(inp) {
         *di *= gelu_grad(x);
     }
 }
+}
 
-#[inline]
-fn gelu_grad(x: f32) -> f32 {
+/// s = 0.5 (1 + tanh(u)) = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3).
+#[inline(always)]
+fn gelu_sigmoid(x: f32) -> f32 {
     let u = GELU_SCALE * (x + 0.044715 * x * x * x);
-    let th = u.tanh();
-    let sech2 = 1.0 - th * th;
-    0.5 * (1.0 + th) + 0.5 * x * sech2 * GELU_SCALE * (1.0 + 3.0 * 0.044715 * x * x)
+    1.0 / (1.0 + simd::exp(-2.0 * u))
+}
+
+/// d/dx [x s] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u' = s + 2 x s (1 - s) u'.
+#[inline(always)]
+fn gelu_grad(x: f32) -> f32 {
+    let s = gelu_sigmoid(x);
+    let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * x * x);
+    s + 2.0 * x * s * (1.0 - s) * du
 }
 
 /// out = a + b (llm.c's `residual_forward`; the model fuses it into [`matmul_forward`]).
@@ -358,7 +386,7 @@ pub fn readout_forward(preds: &mut [f32], lnf: &[f32], w: &[f32], bias: f32, b: 
     for bi in 0..b {
         for i in 0..n {
             let h = &lnf[(bi * 2 * n + 2 * i) * c..][..c];
-            preds[bi * n + i] = dot(h, w) + bias;
+            preds[bi * n + i] = simd::dot(h, w) + bias;
         }
     }
 }
@@ -407,7 +435,3 @@ pub fn mse_forward(dpreds: &mut [f32], preds: &[f32], ys: &[f32], count: usize) 
     sum
 }
 
-#[inline]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod gpt;
 pub mod layers;
 pub mod matmul;
+pub mod simd;
 pub mod train;
 
 pub use gpt::{Gpt, ModelConfig, TensorInfo};

@@ -77,7 +77,10 @@ fn tiny_model_learns_linear_regression_in_context() {
     let least_squares_at_half_d = 1.0 - (D / 2) as f64 / D as f64; // 0.5
     for (k, &e) in err.iter().enumerate().skip(2 * D) {
         assert!(e < 0.2, "k = {k}: error {e:.3} is not far below 1");
-        assert!(e < least_squares_at_half_d, "k = {k}: error {e:.3} >= least squares at k = d/2");
+        assert!(
+            e < least_squares_at_half_d,
+            "k = {k}: error {e:.3} >= least squares at k = d/2"
+        );
     }
     // And it learned from the context, not a fixed guess: the error falls with k.
     assert!(err[2 * D] < 0.5 * err[1], "{err:?}");

@@ -99,6 +99,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &truth,
         &[("linear+sinusoid model", pred), ("linear specialist", mix)],
     ));
+    // Small multiples: the same prompt after 2, 5 and 8 examples.
+    let mut e4k = Figure::new("e4_pictures_by_k", "E4: predictions as examples accumulate");
+    for k in [2, 5, 8] {
+        let pred: Vec<f64> = grid.iter().map(|&x| f(x) * k as f64 / 8.0).collect();
+        e4k = e4k.panel(Panel::function_1d(
+            format!("k = {k}"),
+            (&cx[..k], &cy[..k]),
+            &grid,
+            &truth,
+            &[("model", pred)],
+        ));
+    }
     let nan = Figure::new("nan_only", "degenerate data").panel(Panel::new("NaN only").series(Series::line(
         "nan",
         vec![0.0, 1.0],
@@ -123,11 +135,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Finding::new("E1b", "a failing one").check(Check::new("x", f64::NAN, Cmp::Lt, 1.0)),
                 ]),
         )
-        .section(Section::new("E4 / E6").figure(e4).figure(e6).figure(nan).findings(
-            vec![Finding::new("E7", "informational")
+        .section(
+            Section::new("E4 / E6")
+                .figure(e4)
+                .figure(e4k)
+                .figure(e6)
+                .figure(nan)
+                .findings(vec![Finding::new("E7", "informational")
                     .check(Check::new("y", 3.0, Cmp::Gt, 1.0))
-                    .informational()],
-        ));
+                    .informational()]),
+        );
     let files = report.write(&dir)?;
     println!("{}", files.html.display());
     Ok(())

@@ -132,7 +132,12 @@ fn run_baselines(a: BaselinesArgs) -> anyhow::Result<()> {
         a.prompts, a.nnz, a.n, a.d, threads
     );
     println!("prompt sampling: {t_prompts:.3} s\n");
-    println!("{:<24} {:>10} {:>18}", "baseline", "seconds", format!("error at k={}", a.nnz + 1));
+    println!(
+        "{:<24} {:>10} {:>18}",
+        "baseline",
+        "seconds",
+        format!("error at k={}", a.nnz + 1)
+    );
     for (name, secs, m) in &rows {
         println!("{name:<24} {secs:>10.3} {m:>18.4}");
     }
@@ -158,10 +163,19 @@ fn run_train(a: TrainBenchArgs) -> anyhow::Result<()> {
         "train bench: preset {} (d {}, n {}, {} layers, {} heads, {} wide, {} params), batch {}, {} threads",
         r.preset, c.d, c.n_points, c.n_layer, c.n_head, c.n_embd, r.params, r.batch, r.threads
     );
-    println!("  steps/s          {:10.2}   ({} steps in {:.2} s)", r.steps_per_s, r.steps, r.seconds);
+    println!(
+        "  steps/s          {:10.2}   ({} steps in {:.2} s)",
+        r.steps_per_s, r.steps, r.seconds
+    );
     println!("  tokens/s         {:10.0}", r.tokens_per_s);
-    println!("  GFLOP/s          {:10.1}   ({:.3} GFLOP per step: matmuls + attention, fwd + bwd)", r.gflops, r.gflop_per_step);
-    println!("  matmul ceiling   {:10.1}   GFLOP/s (the kernel alone on the step's matmuls)", r.matmul_ceiling_gflops);
+    println!(
+        "  GFLOP/s          {:10.1}   ({:.3} GFLOP per step: matmuls + attention, fwd + bwd)",
+        r.gflops, r.gflop_per_step
+    );
+    println!(
+        "  matmul ceiling   {:10.1}   GFLOP/s (the kernel alone on the step's matmuls)",
+        r.matmul_ceiling_gflops
+    );
     println!("  of ceiling       {:10.1} %", 100.0 * r.fraction_of_ceiling);
     println!("  peak memory      {:10.1}   MiB (VmHWM)", r.peak_mib);
     println!("  loss             {:10.4} -> {:.4}", r.first_loss, r.last_loss);

@@ -159,9 +159,7 @@ struct ClassParams<'a> {
 /// A class from its name and the flags (unset parameters take the catalogue defaults).
 fn class_from_name(field: &str, name: &str, p: &ClassParams) -> Result<ClassSpec, ConfigError> {
     let c = match name.trim() {
-        "dense" | "linear" => ClassSpec::Dense {
-            normalize: p.normalize,
-        },
+        "dense" | "linear" => ClassSpec::Dense { normalize: p.normalize },
         "sparse" => ClassSpec::Sparse {
             nnz: p.nnz.unwrap_or(2),
             normalize: p.normalize,
@@ -177,10 +175,7 @@ fn class_from_name(field: &str, name: &str, p: &ClassParams) -> Result<ClassSpec
             depth: p.depth.unwrap_or(4),
         },
         "sinusoid" => ClassSpec::Sinusoid {
-            frequency: p
-                .omega
-                .map(|omega| FrequencyDist::Fixed { omega })
-                .unwrap_or_default(),
+            frequency: p.omega.map(|omega| FrequencyDist::Fixed { omega }).unwrap_or_default(),
             amplitude: std::f64::consts::SQRT_2,
         },
         "linear_classification" => ClassSpec::LinearClassification,
@@ -216,7 +211,11 @@ fn parse_mixture(field: &str, s: &str, p: &ClassParams) -> Result<ClassSpec, Con
     let mut classes = Vec::new();
     for part in s.split(',').filter(|x| !x.trim().is_empty()) {
         let (name, w) = part.split_once('=').ok_or_else(|| {
-            ConfigError::new(field, part, "name=weight pairs separated by commas, e.g. dense=0.5,sparse=0.5")
+            ConfigError::new(
+                field,
+                part,
+                "name=weight pairs separated by commas, e.g. dense=0.5,sparse=0.5",
+            )
         })?;
         let w: f64 = w
             .trim()
@@ -289,7 +288,11 @@ pub fn resolve(args: &Args, config_text: Option<(&str, &str)>) -> Result<CurvesC
     };
     let unused = |flag: &str, value: String, class: &str| ConfigError::new(flag, value, format!("only with {class}"));
     if args.alpha.is_some() && !uses(&|c| matches!(c, ClassSpec::Convex { .. })) {
-        return Err(unused("--alpha", format!("{:?}", args.alpha.unwrap()), "--class convex"));
+        return Err(unused(
+            "--alpha",
+            format!("{:?}", args.alpha.unwrap()),
+            "--class convex",
+        ));
     }
     if args.nnz.is_some() && !uses(&|c| matches!(c, ClassSpec::Sparse { .. })) && args.prior.is_none() {
         return Err(unused("--nnz", args.nnz.unwrap().to_string(), "a sparse class"));
@@ -300,7 +303,11 @@ pub fn resolve(args: &Args, config_text: Option<(&str, &str)>) -> Result<CurvesC
     if let Some(name) = &args.inputs {
         cfg.inputs = parse_inputs(name, args.scale, args.noise)?;
     } else if args.scale.is_some() {
-        return Err(unused("--scale", format!("{:?}", args.scale.unwrap()), "--inputs scaled_x or scaled_y"));
+        return Err(unused(
+            "--scale",
+            format!("{:?}", args.scale.unwrap()),
+            "--inputs scaled_x or scaled_y",
+        ));
     }
     if let Some(noise) = args.noise {
         match cfg.inputs {
@@ -311,7 +318,10 @@ pub fn resolve(args: &Args, config_text: Option<(&str, &str)>) -> Result<CurvesC
                 return Err(ConfigError::new(
                     "--noise",
                     noise,
-                    format!("only with isotropic inputs (noisy_y is itself a strategy; got {})", other.name()),
+                    format!(
+                        "only with isotropic inputs (noisy_y is itself a strategy; got {})",
+                        other.name()
+                    ),
                 ))
             }
         }
@@ -357,7 +367,11 @@ fn default_name(cfg: &CurvesConfig) -> String {
     );
     let mut out = String::new();
     for ch in raw.chars() {
-        let c = if ch.is_ascii_alphanumeric() || ch == '.' { ch } else { '_' };
+        let c = if ch.is_ascii_alphanumeric() || ch == '.' {
+            ch
+        } else {
+            '_'
+        };
         if !(c == '_' && out.ends_with('_')) {
             out.push(c);
         }
@@ -380,16 +394,23 @@ struct CurvesJson<'a> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let text = match &args.config {
-        Some(path) => Some(
-            std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?)
+        }
         None => None,
     };
-    let source = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let source = args
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let cfg = resolve(&args, text.as_deref().map(|t| (source.as_str(), t)))?;
     let sampler = PromptSampler::new(cfg.task.clone(), cfg.inputs.clone(), cfg.d, cfg.seed)?;
     let name = args.name.clone().unwrap_or_else(|| default_name(&cfg));
-    let out_dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs/curves").join(&name));
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/curves").join(&name));
 
     let t0 = std::time::Instant::now();
     let prompts = sampler.prompts(cfg.seed, Purpose::Eval, cfg.prompts, cfg.n, cfg.d);

@@ -28,6 +28,10 @@ pub struct Args {
     /// A folder of edited preset files (*.toml, as in presets/) to use instead of the built-in ones.
     #[arg(long)]
     presets: Option<PathBuf>,
+    /// Models trained side by side (default: one per worker thread, see --threads); the results do
+    /// not depend on it.
+    #[arg(long)]
+    train_jobs: Option<usize>,
     /// Exit with status 3 when a required finding does not hold.
     #[arg(long)]
     strict: bool,
@@ -51,8 +55,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seeds: args.seeds,
         out: args.out,
         presets: args.presets,
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        // On a terminal a live bar; otherwise (logs) a progress line every 10 s.
+        progress: true,
         stop: Some(stop),
+        train_jobs: args.train_jobs,
     };
     let summary = reproduce::run(&opts)?;
     if !summary.complete {

@@ -52,7 +52,11 @@ pub fn run(args: Args) -> Result<()> {
         Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
         None => None,
     };
-    let source = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let source = args
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let mut sets = args.sets.clone();
     if let Some(name) = &args.name {
         sets.push(format!("name={}", toml::Value::String(name.clone())));
@@ -98,7 +102,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let s = train::train(&cfg, &run_dir, &opts)?;
     let trained = s.steps_done - s.resumed_from.unwrap_or(0);
-    let resumed = s.resumed_from.map(|r| format!(" (resumed at step {r})")).unwrap_or_default();
+    let resumed = s
+        .resumed_from
+        .map(|r| format!(" (resumed at step {r})"))
+        .unwrap_or_default();
     eprintln!(
         "{} {} / {} steps{resumed}: {trained} in {:.1} s ({:.1} steps/s), last loss {:.4}",
         if s.stopped_early { "stopped at" } else { "done:" },

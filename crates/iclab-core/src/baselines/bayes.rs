@@ -118,16 +118,16 @@ struct Scratch {
     a: Vec<f64>,
 }
 
-/// Log evidence (up to a constant shared by all components) and prediction <x_S, m_S> of the
-/// posterior on support `s` (indices into 0..d) given the normal equations g [d, d], b [d], yy.
+/// Log evidence (up to terms shared by all supports of a component: see [`MixtureBayes`]) and
+/// prediction <x_S, m_S> of the posterior on support `s` (indices into 0..d) given the normal
+/// equations g [d, d], b [d], yy: returns (-1/2 [(yy - b_S^T m_S)/sigma^2 + log det M], pred).
 #[allow(clippy::too_many_arguments)]
 fn support_posterior(
     g: &[f64],
     b: &[f64],
     yy: f64,
-    k: usize,
     s: &[usize],
-    tau2: f64,
+    ratio: f64,
     sigma2: f64,
     q: &[f64],
     sc: &mut Scratch,
@@ -135,11 +135,8 @@ fn support_posterior(
     let (d, r) = (b.len(), s.len());
     sc.a.clear();
     for &i in s {
-        for &j in s {
-            sc.a.push(g[i * d + j]);
-        }
+        sc.a.extend(s.iter().map(|&j| g[i * d + j]));
     }
-    let ratio = sigma2 / tau2;
     (0..r).for_each(|i| sc.a[i * r + i] += ratio);
     if !linalg::cholesky(&mut sc.a, r) {
         return (f64::NEG_INFINITY, 0.0);
@@ -149,10 +146,10 @@ fn support_posterior(
     linalg::cholesky_solve(&sc.a, r, &mut sc.m);
     let b_m: f64 = s.iter().zip(&sc.m).map(|(&i, m)| b[i] * m).sum();
     let quad = (yy - b_m).max(0.0) / sigma2;
-    let logdet = linalg::cholesky_logdet(&sc.a, r);
-    let log_ev = -0.5 * (quad + k as f64 * sigma2.ln() + r as f64 * (tau2 / sigma2).ln() + logdet);
+    // log det M = 2 log prod L_ii (one logarithm instead of r).
+    let logdet = 2.0 * (0..r).map(|i| sc.a[i * r + i]).product::<f64>().ln();
     let pred = s.iter().zip(&sc.m).map(|(&i, m)| q[i] * m).sum();
-    (log_ev, pred)
+    (-0.5 * (quad + logdet), pred)
 }
 
 /// The exact Bayes-optimal predictor (posterior mean of y at the query) for a mixture of
@@ -229,10 +226,15 @@ impl Baseline for MixtureBayes {
                 }
                 let r = c.nnz.unwrap_or(self.d);
                 let count = sup.len() / r;
-                let log_prior = c.weight.ln() - (count as f64).ln();
+                // Terms shared by every support of the component: prior weight of one support and
+                // -1/2 [k log sigma^2 + r log(tau^2/sigma^2)].
+                let shared = c.weight.ln()
+                    - (count as f64).ln()
+                    - 0.5 * (p.k as f64 * c.sigma2.ln() + r as f64 * (c.tau2 / c.sigma2).ln());
+                let ratio = c.sigma2 / c.tau2;
                 for s in sup.chunks_exact(r) {
-                    let (log_ev, pred) = support_posterior(&p.g, &p.b, p.yy, p.k, s, c.tau2, c.sigma2, q, &mut sc);
-                    terms.push((log_prior + log_ev, pred));
+                    let (log_ev, pred) = support_posterior(&p.g, &p.b, p.yy, s, ratio, c.sigma2, q, &mut sc);
+                    terms.push((shared + log_ev, pred));
                 }
             }
             let max = terms.iter().map(|t| t.0).fold(f64::NEG_INFINITY, f64::max);
@@ -281,7 +283,7 @@ impl Baseline for ClassOracle {
         };
         let mut sc = Scratch::default();
         per_prefix(prompt, |p, q| {
-            support_posterior(&p.g, &p.b, p.yy, p.k, &support, c.tau2, c.sigma2, q, &mut sc).1
+            support_posterior(&p.g, &p.b, p.yy, &support, c.sigma2 / c.tau2, c.sigma2, q, &mut sc).1
         })
     }
 }

@@ -258,7 +258,9 @@ pub fn lasso_cd(
         // keep the result only if it is optimal (duality gap below the same tolerance), otherwise
         // carry on from the unpolished iterate.
         if (iter + 1) % POLISH_EVERY == 0 {
-            if let Some(g_polished) = lasso_polish(g, b, yy, a, w, h, tol_gap) {
+            let polished = lasso_try_supports(g, b, yy, k, a, w, h, tol_gap)
+                .or_else(|| lasso_polish(g, b, yy, k, a, w, h, tol_gap));
+            if let Some(g_polished) = polished {
                 return (iter + 1, true, g_polished);
             }
         }
@@ -269,43 +271,198 @@ pub fn lasso_cd(
 /// Sweeps between active-set refinements of [`lasso_cd`].
 const POLISH_EVERY: usize = 10;
 
-/// Solves G_SS w_S = b_S - a s_S on the (near-)equicorrelation set S of `w`; accepts (updating w and h = G w)
-/// when the signs are kept and the duality gap is below `tol_gap`. Returns the gap if accepted.
-fn lasso_polish(g: &[f64], b: &[f64], yy: f64, a: f64, w: &mut [f64], h: &mut [f64], tol_gap: f64) -> Option<f64> {
+/// Tries exact solutions of the KKT system G_SS w_S = b_S - a s_S on candidate supports S with
+/// signs s: the current non-zeros (signs of w), the same cut to the k largest |w_j|, and the
+/// near-equicorrelation set {j : |b_j - (G w)_j| >= a (1 - 1e-3)} (signs of the correlations).
+/// Accepted, updating w and h = G w, only if the signs hold and the duality gap is below `tol_gap`.
+#[allow(clippy::too_many_arguments)]
+fn lasso_try_supports(
+    g: &[f64],
+    b: &[f64],
+    yy: f64,
+    k: usize,
+    a: f64,
+    w: &mut [f64],
+    h: &mut [f64],
+    tol_gap: f64,
+) -> Option<f64> {
     let d = b.len();
-    // The optimum's support lies in the equicorrelation set {j : |x_j^T (y - X w)| = a}; take the
-    // coordinates within 1e-3 of it, with the signs of their correlations.
-    let sign: Vec<f64> = (0..d).map(|j| (b[j] - h[j]).signum()).collect();
-    let support: Vec<usize> = (0..d).filter(|&j| (b[j] - h[j]).abs() >= a * (1.0 - 1e-3)).collect();
-    let r = support.len();
-    if r == 0 {
-        return None;
+    let mut nonzero: Vec<usize> = (0..d).filter(|&j| w[j] != 0.0).collect();
+    let with_w_signs = |s: &[usize]| -> Vec<(usize, f64)> { s.iter().map(|&j| (j, w[j].signum())).collect() };
+    let mut candidates = vec![with_w_signs(&nonzero)];
+    if nonzero.len() > k {
+        nonzero.sort_by(|&i, &j| w[j].abs().total_cmp(&w[i].abs()).then(i.cmp(&j)));
+        nonzero.truncate(k);
+        nonzero.sort_unstable();
+        candidates.push(with_w_signs(&nonzero));
     }
-    let mut m = vec![0.0; r * r];
-    for (p, &i) in support.iter().enumerate() {
-        for (q, &j) in support.iter().enumerate() {
-            m[p * r + q] = g[i * d + j];
+    candidates.push(
+        (0..d)
+            .filter(|&j| (b[j] - h[j]).abs() >= a * (1.0 - 1e-3))
+            .map(|j| (j, (b[j] - h[j]).signum()))
+            .collect(),
+    );
+    for cand in candidates {
+        let r = cand.len();
+        if r == 0 {
+            continue;
+        }
+        let mut m = vec![0.0; r * r];
+        for (p, &(i, _)) in cand.iter().enumerate() {
+            for (q, &(j, _)) in cand.iter().enumerate() {
+                m[p * r + q] = g[i * d + j];
+            }
+        }
+        if !linalg::cholesky(&mut m, r) {
+            continue;
+        }
+        let mut ws: Vec<f64> = cand.iter().map(|&(j, s)| b[j] - a * s).collect();
+        linalg::cholesky_solve(&m, r, &mut ws);
+        if cand.iter().zip(&ws).any(|(&(_, s), v)| v.signum() != s || *v == 0.0) {
+            continue;
+        }
+        let mut w_new = vec![0.0; d];
+        cand.iter().zip(&ws).for_each(|(&(j, _), v)| w_new[j] = *v);
+        let h_new: Vec<f64> = (0..d).map(|i| linalg::dot(&g[i * d..(i + 1) * d], &w_new)).collect();
+        let gap = lasso_gap(b, yy, a, &w_new, &h_new);
+        if gap < tol_gap {
+            w.copy_from_slice(&w_new);
+            h.copy_from_slice(&h_new);
+            return Some(gap);
         }
     }
-    if !linalg::cholesky(&mut m, r) {
-        return None;
+    None
+}
+
+/// Active-set refinement (Osborne, Presnell & Turlach 2000, the primal active-set method for the
+/// LASSO), started from the coordinate-descent iterate: keep a support S with signs s; solve the
+/// KKT system G_SS z_S = b_S - a s_S; if z keeps the signs, move to it and add the coordinate whose
+/// correlation |b_j - (G w)_j| most exceeds a (done when none does); otherwise step from w towards
+/// z until the first coordinate reaches 0 and drop it. Finite and exact in general position; here
+/// bounded to 4d steps. The result is accepted, updating w and h = G w, only if its duality gap is
+/// below `tol_gap` (the same criterion as coordinate descent), so a failure costs time, never
+/// accuracy. Returns the gap if accepted.
+#[allow(clippy::too_many_arguments)]
+fn lasso_polish(
+    g: &[f64],
+    b: &[f64],
+    yy: f64,
+    k: usize,
+    a: f64,
+    w: &mut [f64],
+    h: &mut [f64],
+    tol_gap: f64,
+) -> Option<f64> {
+    let d = b.len();
+    // Start: the current non-zeros, at most k of them (the largest |w_j|): an underdetermined fit
+    // has at most k non-zeros at the optimum, and G_SS is singular beyond k.
+    let mut support: Vec<usize> = (0..d).filter(|&j| w[j] != 0.0).collect();
+    support.sort_by(|&i, &j| w[j].abs().total_cmp(&w[i].abs()).then(i.cmp(&j)));
+    support.truncate(k.min(d));
+    let mut sign = vec![0.0; d];
+    let mut x = vec![0.0; d];
+    for &j in &support {
+        sign[j] = w[j].signum();
+        x[j] = w[j];
     }
-    let mut ws: Vec<f64> = support.iter().map(|&j| b[j] - a * sign[j]).collect();
-    linalg::cholesky_solve(&m, r, &mut ws);
-    if support.iter().zip(&ws).any(|(&j, v)| v.signum() != sign[j] || *v == 0.0) {
-        return None;
+    let mut m = Vec::new();
+    for _ in 0..4 * d {
+        let r = support.len();
+        if r > 0 {
+            m.clear();
+            for &i in &support {
+                m.extend(support.iter().map(|&j| g[i * d + j]));
+            }
+            if !linalg::cholesky(&mut m, r) {
+                return None;
+            }
+            let mut z: Vec<f64> = support.iter().map(|&j| b[j] - a * sign[j]).collect();
+            linalg::cholesky_solve(&m, r, &mut z);
+            // First coordinate to cross zero on the segment x -> z.
+            let mut step = (1.0, usize::MAX);
+            for (p, &j) in support.iter().enumerate() {
+                if z[p] * sign[j] <= 0.0 {
+                    let t = x[j] / (x[j] - z[p]);
+                    if t < step.0 {
+                        step = (t.max(0.0), p);
+                    }
+                }
+            }
+            for (p, &j) in support.iter().enumerate() {
+                x[j] += step.0 * (z[p] - x[j]);
+            }
+            if step.1 != usize::MAX {
+                let j = support.remove(step.1);
+                x[j] = 0.0;
+                sign[j] = 0.0;
+                continue;
+            }
+        }
+        // x is optimal on its support: add the worst violator of |c_j| <= a, if any.
+        let mut worst = (a * (1.0 + 1e-12), usize::MAX);
+        for j in 0..d {
+            if sign[j] == 0.0 {
+                let c = b[j] - linalg::dot(&g[j * d..(j + 1) * d], &x);
+                if c.abs() > worst.0 {
+                    worst = (c.abs(), j);
+                }
+            }
+        }
+        if worst.1 == usize::MAX {
+            let h_new: Vec<f64> = (0..d).map(|i| linalg::dot(&g[i * d..(i + 1) * d], &x)).collect();
+            let gap = lasso_gap(b, yy, a, &x, &h_new);
+            if gap < tol_gap {
+                w.copy_from_slice(&x);
+                h.copy_from_slice(&h_new);
+                return Some(gap);
+            }
+            return None;
+        }
+        let j = worst.1;
+        let sj = (b[j] - linalg::dot(&g[j * d..(j + 1) * d], &x)).signum();
+        if support.len() < k.min(d) {
+            sign[j] = sj;
+            support.push(j);
+            continue;
+        }
+        // |S| = k = rank X: x_j is in the span of X_S, so X_{S+j} has a null vector n with n_j = 1,
+        // n_S = -G_SS^{-1} G_Sj. Moving x_j = t s_j, x_S += t s_j n_S keeps the residual and, j
+        // being a violator, lowers the l1 norm; go until the first coordinate of S reaches 0 and
+        // swap it for j (a simplex step of basis pursuit).
+        let r = support.len();
+        let mut n: Vec<f64> = support.iter().map(|&i| -g[i * d + j]).collect();
+        m.clear();
+        for &i in &support {
+            m.extend(support.iter().map(|&l| g[i * d + l]));
+        }
+        if !linalg::cholesky(&mut m, r) {
+            return None;
+        }
+        linalg::cholesky_solve(&m, r, &mut n);
+        let mut step = (f64::INFINITY, usize::MAX);
+        for (p, &i) in support.iter().enumerate() {
+            let rate = sj * n[p];
+            if rate * sign[i] < 0.0 {
+                let t = -x[i] / rate;
+                if t < step.0 {
+                    step = (t.max(0.0), p);
+                }
+            }
+        }
+        if step.1 == usize::MAX {
+            return None;
+        }
+        for (p, &i) in support.iter().enumerate() {
+            x[i] += step.0 * sj * n[p];
+        }
+        let out = support[step.1];
+        x[out] = 0.0;
+        sign[out] = 0.0;
+        support[step.1] = j;
+        x[j] = step.0 * sj;
+        sign[j] = sj;
     }
-    let mut w_new = vec![0.0; d];
-    support.iter().zip(&ws).for_each(|(&j, v)| w_new[j] = *v);
-    let h_new: Vec<f64> = (0..d).map(|i| linalg::dot(&g[i * d..(i + 1) * d], &w_new)).collect();
-    let gap = lasso_gap(b, yy, a, &w_new, &h_new);
-    if gap < tol_gap {
-        w.copy_from_slice(&w_new);
-        h.copy_from_slice(&h_new);
-        Some(gap)
-    } else {
-        None
-    }
+    None
 }
 
 /// Duality gap of (1/2)||y - Xw||^2 + a ||w||_1 from the normal equations (h = G w), as
@@ -372,7 +529,10 @@ impl Lasso {
 
     /// (fits, unconverged fits) so far.
     pub fn counts(&self) -> (u64, u64) {
-        (self.fits.load(Ordering::Relaxed), self.unconverged.load(Ordering::Relaxed))
+        (
+            self.fits.load(Ordering::Relaxed),
+            self.unconverged.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -386,7 +546,17 @@ impl Baseline for Lasso {
         let (mut w, mut h) = (vec![0.0; d], vec![0.0; d]);
         let (mut fits, mut bad) = (0, 0);
         let out = per_prefix(prompt, |p, q| {
-            let (_, converged, _) = lasso_cd(&p.g, &p.b, p.yy, p.k, self.alpha, self.tol, self.max_iter, &mut w, &mut h);
+            let (_, converged, _) = lasso_cd(
+                &p.g,
+                &p.b,
+                p.yy,
+                p.k,
+                self.alpha,
+                self.tol,
+                self.max_iter,
+                &mut w,
+                &mut h,
+            );
             fits += 1;
             bad += u64::from(!converged);
             linalg::dot(&w, q)

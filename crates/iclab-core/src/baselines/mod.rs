@@ -112,9 +112,11 @@ pub fn baselines_for(class: &ClassSpec, strategy: &PromptStrategy, d: usize, opt
             0.0
         }
     };
-    let lambda = opts
-        .ridge_lambda
-        .unwrap_or(if noise_var > 0.0 { noise_var } else { DEFAULT_RIDGE_LAMBDA });
+    let lambda = opts.ridge_lambda.unwrap_or(if noise_var > 0.0 {
+        noise_var
+    } else {
+        DEFAULT_RIDGE_LAMBDA
+    });
     out.push(Box::new(LeastSquares));
     out.push(Box::new(Ridge { lambda }));
     out.push(Box::new(Averaging));
@@ -154,7 +156,10 @@ pub fn baselines_for(class: &ClassSpec, strategy: &PromptStrategy, d: usize, opt
     if let Some(components) = LinearPrior::of_mixture(class, d, strategy) {
         out.push(Box::new(ClassOracle::new(components, d)));
     }
-    Selection { baselines: out, skipped }
+    Selection {
+        baselines: out,
+        skipped,
+    }
 }
 
 /// Normalised squared errors [prompt][k] of one baseline, in parallel over prompts.

@@ -1,0 +1,173 @@
+//! Runtime CPU dispatch for the elementwise passes, and the vectorisable primitives they share.
+//!
+//! Committed builds target baseline x86-64 (SSE2), so [`multiversion!`] compiles each hot function
+//! three times (AVX-512, AVX2+FMA, baseline) and picks one per call from the CPU's features. The
+//! bodies are written so that the compiler vectorises them without reassociating anything: every
+//! reduction runs over 16 fixed lanes combined in a fixed order, and no fused multiply-add is
+//! formed, so all three versions return bit-identical results.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// 3 = AVX-512F, 2 = AVX2 + FMA, 1 = baseline (detected once).
+#[inline]
+pub fn level() -> u8 {
+    let l = LEVEL.load(Ordering::Relaxed);
+    if l != 0 {
+        return l;
+    }
+    let l = detect();
+    LEVEL.store(l, Ordering::Relaxed);
+    l
+}
+
+fn detect() -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return 3;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return 2;
+        }
+    }
+    1
+}
+
+/// Defines `fn name(args) -> ret { body }` compiled for AVX-512, AVX2 and the baseline, dispatched
+/// at run time.
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn inner($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v2($($arg: $ty),*) $(-> $ret)? { inner($($arg),*) }
+                match $crate::simd::level() {
+                    // SAFETY: the CPU supports the features each version was compiled for.
+                    3 => return unsafe { v3($($arg),*) },
+                    2 => return unsafe { v2($($arg),*) },
+                    _ => {}
+                }
+            }
+            inner($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+/// Lanes of every reduction: 16 f32 = one AVX-512 register, two AVX2 registers.
+pub const LANES: usize = 16;
+
+/// Sum of 16 lanes in a fixed (pairwise) order.
+#[inline(always)]
+pub fn hsum(acc: [f32; LANES]) -> f32 {
+    let mut a = acc;
+    let mut w = LANES / 2;
+    while w > 0 {
+        for i in 0..w {
+            a[i] += a[i + w];
+        }
+        w /= 2;
+    }
+    a[0]
+}
+
+/// a . b over 16 lanes (then the tail), fixed order.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    let mut cb = b.chunks_exact(LANES);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..LANES {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    for (i, (x, y)) in ca.remainder().iter().zip(cb.remainder()).enumerate() {
+        acc[i] += x * y;
+    }
+    hsum(acc)
+}
+
+/// Sum of a slice over 16 lanes, fixed order.
+#[inline(always)]
+pub fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let mut ca = a.chunks_exact(LANES);
+    for x in &mut ca {
+        for i in 0..LANES {
+            acc[i] += x[i];
+        }
+    }
+    for (i, x) in ca.remainder().iter().enumerate() {
+        acc[i] += x;
+    }
+    hsum(acc)
+}
+
+/// y += alpha * x.
+#[inline(always)]
+pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// e^x in f32 from arithmetic and bit operations only (so it vectorises): x = n ln2 + r with
+/// |r| <= ln2 / 2, e^r by the Cephes expf polynomial (relative error ~2e-7), 2^n through the
+/// exponent bits. Inputs are clamped to [-87, 88] (e^-87 ~ 1.6e-38; larger gives f32 overflow).
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * LOG2E + MAGIC;
+    let n_int = t.to_bits() as i32 - MAGIC.to_bits() as i32;
+    let n = t - MAGIC;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let er = p * r * r + r + 1.0;
+    er * f32::from_bits(((n_int + 127) << 23) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate() {
+        let mut worst = 0.0f64;
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let want = (x as f64).exp();
+            worst = worst.max(((exp(x) as f64 - want) / want).abs());
+            x += 0.0137;
+        }
+        assert!(worst < 4e-7, "relative error {worst}");
+        assert!(exp(-1000.0) == exp(-87.0) && exp(-87.0) > 0.0);
+        assert!(exp(1000.0).is_finite());
+    }
+
+    #[test]
+    fn reductions_are_exact_on_integers() {
+        let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
+        assert_eq!(sum(&a), (0..37).sum::<i32>() as f32);
+        assert_eq!(dot(&a, &a), (0..37).map(|i| i * i).sum::<i32>() as f32);
+    }
+}
