@@ -207,6 +207,30 @@ fn oracle_is_exact_once_the_true_support_is_covered_and_selection_cost_is_nonneg
 }
 
 #[test]
+fn bayes_beats_least_squares_at_every_k_on_prompts_of_its_own_mixture() {
+    // Bayes-optimal under its prior: on prompts drawn from that prior no predictor does better on
+    // average; in particular not least squares (this caught an ill-conditioned k = 1 evidence).
+    let (d, n, m) = (10, 14, 600);
+    let mixture = ClassSpec::Mixture {
+        weights: vec![0.5, 0.5],
+        classes: vec![dense(), sparse(2)],
+    };
+    let ps = prompts(mixture.clone(), PromptStrategy::Isotropic, d, n, m, 8);
+    let ey2 = mixture.expected_y2(d);
+    let bayes = baselines::errors(&ps, &dense_sparse_bayes(d, 2), ey2);
+    let ls = baselines::errors(&ps, &LeastSquares, ey2);
+    let diff: Vec<Vec<f64>> = bayes
+        .iter()
+        .zip(&ls)
+        .map(|(b, l)| b.iter().zip(l).map(|(x, y)| x - y).collect())
+        .collect();
+    let c = metrics::curve("bayes - least squares", &diff, 0);
+    for p in &c.points[1..] {
+        assert!(p.lo <= 1e-9, "bayes worse than least squares: {p:?}");
+    }
+}
+
+#[test]
 fn bayes_refuses_supports_it_cannot_enumerate() {
     let prior = ClassSpec::Mixture {
         weights: vec![0.5, 0.5],

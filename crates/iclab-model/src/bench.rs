@@ -194,7 +194,9 @@ pub fn bench_train(preset: &str, cfg: &ModelConfig, b: usize, steps: usize, min_
         gflops,
         matmul_ceiling_gflops: ceiling,
         fraction_of_ceiling: gflops / ceiling,
-        peak_mib: peak_memory_bytes().map(|x| x as f64 / (1024.0 * 1024.0)).unwrap_or(f64::NAN),
+        peak_mib: peak_memory_bytes()
+            .map(|x| x as f64 / (1024.0 * 1024.0))
+            .unwrap_or(f64::NAN),
         first_loss,
         last_loss,
     }

@@ -218,7 +218,6 @@ struct Chunk {
     dbuf: Vec<f32>,      // [bt, c]
     dqkv: Vec<f32>,      // [bt, 3c]
     dfch: Vec<f32>,      // [bt, 4c]
-    datt: Vec<f32>,      // [t, t]
     grads: Vec<f32>,     // [num_params]: this chunk's share of the parameter gradient
 }
 
@@ -274,7 +273,6 @@ impl Chunk {
         self.dbuf = vec![0.0; bt * c];
         self.dqkv = vec![0.0; bt * 3 * c];
         self.dfch = vec![0.0; bt * 4 * c];
-        self.datt = vec![0.0; self.cap_t * self.cap_t];
         self.grads = vec![0.0; cfg.num_params()];
     }
 
@@ -487,7 +485,7 @@ impl Chunk {
             // res_mid = res_in + atty @ W_attn_proj + b.
             let (gw, gb) = wb(g, o.attn_proj_w, c * c, c);
             matmul_backward(dbuf, gw, gb, dres, atty, &p[o.attn_proj_w..][..c * c], bt, c, c);
-            attention_backward(dqkv, &mut self.datt, dbuf, qkv, att, b, t, c, nh);
+            attention_backward(dqkv, dbuf, qkv, att, b, t, c, nh);
             let (gw, gb) = wb(g, o.c_attn_w, c * 3 * c, 3 * c);
             matmul_backward(dbuf, gw, gb, dqkv, ln1, &p[o.c_attn_w..][..c * 3 * c], bt, c, 3 * c);
             let (gw, gb) = wb(g, o.ln_1_w, c, c);

@@ -64,16 +64,6 @@ pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
         }
         return;
     }
-    if std::env::var("ICLAB_MATMUL").as_deref() == Ok("faer") {
-        unsafe {
-            let am = faer::MatRef::<f32>::from_raw_parts(a.data.as_ptr(), m, k, a.rs as isize, a.cs as isize);
-            let bm = faer::MatRef::<f32>::from_raw_parts(b.data.as_ptr(), k, n, b.rs as isize, b.cs as isize);
-            let cm = faer::MatMut::<f32>::from_raw_parts_mut(c.as_mut_ptr(), m, n, ldc as isize, 1);
-            let acc = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
-            faer::linalg::matmul::matmul(cm, acc, am, bm, 1.0f32, faer::Par::Seq);
-        }
-        return;
-    }
     let beta = if accumulate { 1.0 } else { 0.0 };
     // SAFETY: the bounds of all three matrices were checked above.
     unsafe {

@@ -249,6 +249,14 @@ pub fn config_differences(saved: &TrainConfig, requested: &TrainConfig) -> Vec<S
         out
     };
     let (a, b) = (as_pairs(saved), as_pairs(requested));
+    // Values are shown as given (the trajectory view zeroes `steps` under a constant schedule).
+    let shown = |c: &TrainConfig, k: &str| {
+        let mut all = Vec::new();
+        if let Ok(v) = toml::Value::try_from(c) {
+            flatten("", &v, &mut all);
+        }
+        all.into_iter().find(|(key, _)| key == k).map(|(_, v)| v)
+    };
     let mut keys: Vec<&String> = a.iter().chain(&b).map(|(k, _)| k).collect();
     keys.sort();
     keys.dedup();
@@ -261,7 +269,11 @@ pub fn config_differences(saved: &TrainConfig, requested: &TrainConfig) -> Vec<S
     keys.into_iter()
         .filter_map(|k| {
             let (x, y) = (find(&a, k), find(&b, k));
-            (x != y).then(|| format!("{k}: {x} vs {y}"))
+            (x != y).then(|| {
+                let x = shown(saved, k).unwrap_or(x);
+                let y = shown(requested, k).unwrap_or(y);
+                format!("{k}: {x} vs {y}")
+            })
         })
         .collect()
 }

@@ -12,12 +12,18 @@ fn dir() -> PathBuf {
 
 fn read_f32(name: &str) -> Vec<f32> {
     let bytes = std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 fn read_f64(name: &str) -> Vec<f64> {
     let bytes = std::fs::read(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-    bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect()
+    bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
 }
 
 fn manifest() -> Value {
@@ -40,7 +46,11 @@ fn tensor_names_and_shapes_match_pytorch_state_dict() {
         .unwrap()
         .iter()
         .map(|t| {
-            let shape = t["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize);
+            let shape = t["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize);
             (t["name"].as_str().unwrap().to_string(), shape.collect())
         })
         .collect();
@@ -53,7 +63,10 @@ fn predictions_loss_and_gradients_match_pytorch() {
     let mut gpt = model();
     let d = gpt.config.d;
     for (i, case) in m["cases"].as_array().unwrap().iter().enumerate() {
-        let (b, n) = (case["b"].as_u64().unwrap() as usize, case["n"].as_u64().unwrap() as usize);
+        let (b, n) = (
+            case["b"].as_u64().unwrap() as usize,
+            case["n"].as_u64().unwrap() as usize,
+        );
         let xs = read_f32(&format!("case{i}_xs.f32"));
         let ys = read_f32(&format!("case{i}_ys.f32"));
         assert_eq!(xs.len(), b * n * d);
@@ -61,13 +74,20 @@ fn predictions_loss_and_gradients_match_pytorch() {
         let want_grads = read_f64(&format!("case{i}_grads.f64"));
 
         let preds = gpt.forward(&xs, &ys, b, n).to_vec();
-        let err = preds.iter().zip(&want_preds).map(|(&a, &w)| (a as f64 - w).abs()).fold(0.0, f64::max);
+        let err = preds
+            .iter()
+            .zip(&want_preds)
+            .map(|(&a, &w)| (a as f64 - w).abs())
+            .fold(0.0, f64::max);
         assert!(err < 1e-5, "case {i}: predictions differ from PyTorch by {err:.2e}");
         eprintln!("case {i}: predictions within {err:.2e} of PyTorch");
 
         let loss = gpt.forward_loss(&xs, &ys, b, n) as f64;
         let want_loss = case["loss"].as_f64().unwrap();
-        assert!((loss - want_loss).abs() < 1e-5 * want_loss.max(1.0), "case {i}: loss {loss} vs {want_loss}");
+        assert!(
+            (loss - want_loss).abs() < 1e-5 * want_loss.max(1.0),
+            "case {i}: loss {loss} vs {want_loss}"
+        );
 
         gpt.backward();
         let mut worst = 0.0f64;

@@ -14,7 +14,7 @@
 //! of the targets (relative ~6e-8, so variance ~1e-14 y^2).
 
 use super::linalg;
-use super::linear::per_prefix;
+use super::linear::{per_prefix, Prefix};
 use super::{Baseline, Role};
 use crate::classes::ClassSpec;
 use crate::error::ConfigError;
@@ -118,21 +118,61 @@ struct Scratch {
     a: Vec<f64>,
 }
 
-/// Log evidence (up to terms shared by all supports of a component: see [`MixtureBayes`]) and
-/// prediction <x_S, m_S> of the posterior on support `s` (indices into 0..d) given the normal
-/// equations g [d, d], b [d], yy: returns (-1/2 [(yy - b_S^T m_S)/sigma^2 + log det M], pred).
-#[allow(clippy::too_many_arguments)]
-fn support_posterior(
-    g: &[f64],
-    b: &[f64],
-    yy: f64,
-    s: &[usize],
-    ratio: f64,
-    sigma2: f64,
-    q: &[f64],
-    sc: &mut Scratch,
-) -> (f64, f64) {
-    let (d, r) = (b.len(), s.len());
+/// Log evidence log p(y | S) (up to the constant -k/2 log 2 pi) and prediction <x_S, m_S> of the
+/// posterior on support `s` (indices into 0..d) given the first k examples of `p`.
+///
+/// Two algebraically equal forms, each used where it is well conditioned with sigma^2 -> 0:
+/// - k > s (weight space): M = G_SS + (sigma^2/tau^2) I, m = M^{-1} b_S,
+///   log p = -1/2 [(yy - b_S^T m)/sigma^2 + k log sigma^2 + s log(tau^2/sigma^2) + log det M];
+///   closed form for s = 1, 2 (the bulk of the dense + sparse(2) work).
+/// - k <= s (function space): K = tau^2 X_S X_S^T + sigma^2 I [k, k], a = K^{-1} y,
+///   log p = -1/2 [y^T a + log det K], prediction tau^2 <x_S, X_S^T a>. Here M is singular up to
+///   sigma^2 and yy - b^T m would cancel catastrophically.
+fn support_posterior(p: &Prefix, s: &[usize], tau2: f64, sigma2: f64, q: &[f64], sc: &mut Scratch) -> (f64, f64) {
+    let (d, r, k) = (p.d, s.len(), p.k);
+    let (g, b, yy) = (&p.g, &p.b, p.yy);
+    if k <= r {
+        sc.a.clear();
+        for i in 0..k {
+            let xi = p.x(i);
+            for j in 0..k {
+                let xj = p.x(j);
+                let dot: f64 = s.iter().map(|&c| xi[c] * xj[c]).sum();
+                sc.a.push(tau2 * dot + if i == j { sigma2 } else { 0.0 });
+            }
+        }
+        if !linalg::cholesky(&mut sc.a, k) {
+            return (f64::NEG_INFINITY, 0.0);
+        }
+        sc.m.clear();
+        sc.m.extend_from_slice(&p.ys[..k]);
+        linalg::cholesky_solve(&sc.a, k, &mut sc.m);
+        let quad = linalg::dot(&p.ys[..k], &sc.m);
+        let logdet = 2.0 * (0..k).map(|i| sc.a[i * k + i].ln()).sum::<f64>();
+        let pred: f64 = (0..k)
+            .map(|i| sc.m[i] * s.iter().map(|&c| p.x(i)[c] * q[c]).sum::<f64>())
+            .sum::<f64>()
+            * tau2;
+        return (-0.5 * (quad + logdet), pred);
+    }
+    let ratio = sigma2 / tau2;
+    let shared = k as f64 * sigma2.ln() + r as f64 * (tau2 / sigma2).ln();
+    if r == 1 {
+        let i = s[0];
+        let m00 = g[i * d + i] + ratio;
+        let m = b[i] / m00;
+        return (-0.5 * ((yy - b[i] * m).max(0.0) / sigma2 + shared + m00.ln()), q[i] * m);
+    }
+    if r == 2 {
+        let (i, j) = (s[0], s[1]);
+        let (m00, m01, m11) = (g[i * d + i] + ratio, g[i * d + j], g[j * d + j] + ratio);
+        let det = m00 * m11 - m01 * m01;
+        if det > 0.0 {
+            let (mi, mj) = ((m11 * b[i] - m01 * b[j]) / det, (m00 * b[j] - m01 * b[i]) / det);
+            let quad = (yy - b[i] * mi - b[j] * mj).max(0.0) / sigma2;
+            return (-0.5 * (quad + shared + det.ln()), q[i] * mi + q[j] * mj);
+        }
+    }
     sc.a.clear();
     for &i in s {
         sc.a.extend(s.iter().map(|&j| g[i * d + j]));
@@ -149,7 +189,7 @@ fn support_posterior(
     // log det M = 2 log prod L_ii (one logarithm instead of r).
     let logdet = 2.0 * (0..r).map(|i| sc.a[i * r + i]).product::<f64>().ln();
     let pred = s.iter().zip(&sc.m).map(|(&i, m)| q[i] * m).sum();
-    (-0.5 * (quad + logdet), pred)
+    (-0.5 * (quad + shared + logdet), pred)
 }
 
 /// The exact Bayes-optimal predictor (posterior mean of y at the query) for a mixture of
@@ -226,15 +266,11 @@ impl Baseline for MixtureBayes {
                 }
                 let r = c.nnz.unwrap_or(self.d);
                 let count = sup.len() / r;
-                // Terms shared by every support of the component: prior weight of one support and
-                // -1/2 [k log sigma^2 + r log(tau^2/sigma^2)].
-                let shared = c.weight.ln()
-                    - (count as f64).ln()
-                    - 0.5 * (p.k as f64 * c.sigma2.ln() + r as f64 * (c.tau2 / c.sigma2).ln());
-                let ratio = c.sigma2 / c.tau2;
+                // Prior weight of one support.
+                let log_prior = c.weight.ln() - (count as f64).ln();
                 for s in sup.chunks_exact(r) {
-                    let (log_ev, pred) = support_posterior(&p.g, &p.b, p.yy, s, ratio, c.sigma2, q, &mut sc);
-                    terms.push((shared + log_ev, pred));
+                    let (log_ev, pred) = support_posterior(p, s, c.tau2, c.sigma2, q, &mut sc);
+                    terms.push((log_prior + log_ev, pred));
                 }
             }
             let max = terms.iter().map(|t| t.0).fold(f64::NEG_INFINITY, f64::max);
@@ -283,7 +319,7 @@ impl Baseline for ClassOracle {
         };
         let mut sc = Scratch::default();
         per_prefix(prompt, |p, q| {
-            support_posterior(&p.g, &p.b, p.yy, &support, c.sigma2 / c.tau2, c.sigma2, q, &mut sc).1
+            support_posterior(p, &support, c.tau2, c.sigma2, q, &mut sc).1
         })
     }
 }
