@@ -8,9 +8,21 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::ConfigError;
 
-/// Merges `over` into `base`: tables merge key by key, anything else replaces.
+/// Keys whose value selects a variant of a tagged enum (`class = "sparse"`, `kind = "skewed"`): when
+/// a layer changes one, the other keys of that table belonged to the old variant and are dropped.
+const TAGS: [&str; 2] = ["class", "kind"];
+
+/// True when `over` names a different variant than `base`.
+fn changes_variant(base: &toml::Table, over: &toml::Table) -> bool {
+    TAGS.iter()
+        .any(|t| matches!((base.get(*t), over.get(*t)), (Some(a), Some(b)) if a != b))
+}
+
+/// Merges `over` into `base`: tables merge key by key (unless `over` switches the variant of a
+/// tagged table, which then replaces it whole), anything else replaces.
 pub fn merge(base: &mut toml::Value, over: toml::Value) {
     match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) if changes_variant(b, &o) => *b = o,
         (toml::Value::Table(b), toml::Value::Table(o)) => {
             for (k, v) in o {
                 match b.get_mut(&k) {
@@ -55,6 +67,10 @@ pub fn set_path(root: &mut toml::Value, path: &[String], value: toml::Value) -> 
             )
         })?;
         if i + 1 == path.len() {
+            if TAGS.contains(&key.as_str()) && table.get(key).is_some_and(|old| *old != value) {
+                // A new variant: the old variant's parameters do not apply to it.
+                table.clear();
+            }
             table.insert(key.clone(), value);
             return Ok(());
         }
@@ -128,6 +144,33 @@ mod tests {
                 train: Inner { lr: 1e-4, steps: 30 }
             }
         );
+    }
+
+    #[test]
+    fn switching_a_tagged_variant_drops_the_old_variants_keys() {
+        // Regression: `--set task.class=dense` on a sparse task kept `nnz`, then rejected it.
+        let mut v: toml::Value = "[task]\nclass = \"sparse\"\nnnz = 2\n"
+            .parse::<toml::Table>()
+            .unwrap()
+            .into();
+        let (path, value) = parse_override("task.class=dense").unwrap();
+        set_path(&mut v, &path, value).unwrap();
+        assert_eq!(v["task"].as_table().unwrap().len(), 1);
+        let mut v: toml::Value = "[task]\nclass = \"sparse\"\nnnz = 2\n"
+            .parse::<toml::Table>()
+            .unwrap()
+            .into();
+        merge(
+            &mut v,
+            "[task]\nclass = \"dense\"\n".parse::<toml::Table>().unwrap().into(),
+        );
+        assert_eq!(v["task"].as_table().unwrap().len(), 1);
+        // Same variant: parameters merge.
+        let (path, value) = parse_override("task.class=dense").unwrap();
+        set_path(&mut v, &path, value).unwrap();
+        let (path, value) = parse_override("task.normalize=true").unwrap();
+        set_path(&mut v, &path, value).unwrap();
+        assert_eq!(v["task"].as_table().unwrap().len(), 2);
     }
 
     #[test]

@@ -46,7 +46,11 @@ fn param(name: &str, prefix: &str) -> Option<Option<f64>> {
     }
     let inner = name.strip_prefix(prefix)?.strip_prefix('(')?.strip_suffix(')')?;
     let (_, v) = inner.split_once('=')?;
-    v.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0).map(Some)
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(Some)
 }
 
 /// Whether `name` is a baseline name (see the table above).
@@ -142,7 +146,14 @@ mod tests {
 
     #[test]
     fn names_parse() {
-        for ok in ["least_squares", "lasso", "lasso(alpha=0.01)", "ridge(lambda=1)", "bayes:mixture", "oracle"] {
+        for ok in [
+            "least_squares",
+            "lasso",
+            "lasso(alpha=0.01)",
+            "ridge(lambda=1)",
+            "bayes:mixture",
+            "oracle",
+        ] {
             assert!(is_baseline(ok), "{ok}");
         }
         for bad in ["lasso(alpha=-1)", "lasso(0.1", "bayes:", "mixture", "lass"] {

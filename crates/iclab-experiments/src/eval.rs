@@ -155,7 +155,10 @@ pub fn model_predictions(
             batch.b,
             batch.n
         );
-        out.extend(p.chunks_exact(batch.n).map(|r| r.iter().map(|&v| v as f64).collect::<Vec<f64>>()));
+        out.extend(
+            p.chunks_exact(batch.n)
+                .map(|r| r.iter().map(|&v| v as f64).collect::<Vec<f64>>()),
+        );
     }
     Ok(out)
 }
@@ -279,7 +282,11 @@ impl SeedCurves {
 
     /// Seed `s`'s means per k (the last seed's for predictors with fewer seeds: baselines).
     pub fn means(&self, s: usize) -> Vec<f64> {
-        self.per_seed[s.min(self.per_seed.len() - 1)].points.iter().map(|p| p.mean).collect()
+        self.per_seed[s.min(self.per_seed.len() - 1)]
+            .points
+            .iter()
+            .map(|p| p.mean)
+            .collect()
     }
 }
 
@@ -293,7 +300,11 @@ impl EvalData {
     /// Normalised squared errors [prompt][k] of predictor `p` at seed `s`.
     pub fn errors(&self, p: &str, s: usize) -> anyhow::Result<Vec<Vec<f64>>> {
         let per_seed = self.preds_of(p)?;
-        Ok(metrics::squared_errors(&self.prompts, &per_seed[s.min(per_seed.len() - 1)], self.ey2))
+        Ok(metrics::squared_errors(
+            &self.prompts,
+            &per_seed[s.min(per_seed.len() - 1)],
+            self.ey2,
+        ))
     }
 
     pub fn seeds_of(&self, p: &str) -> usize {
@@ -305,7 +316,11 @@ impl EvalData {
         let per_seed = (0..self.seeds_of(p))
             .map(|s| Ok(metrics::curve(label, &self.errors(p, s)?, bootstrap_seed)))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(!per_seed.is_empty(), "predictor {p} is not evaluated on {}", self.plan.name);
+        anyhow::ensure!(
+            !per_seed.is_empty(),
+            "predictor {p} is not evaluated on {}",
+            self.plan.name
+        );
         Ok(SeedCurves {
             name: label.to_string(),
             per_seed,

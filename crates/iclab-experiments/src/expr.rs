@@ -21,8 +21,13 @@ impl IntExpr {
     pub fn eval(&self, d: usize, n: usize) -> Result<i64, ConfigError> {
         match self {
             IntExpr::Int(v) => Ok(*v),
-            IntExpr::Expr(s) => eval_str(s, d as i64, n as i64)
-                .ok_or_else(|| ConfigError::new("k", format!("{s:?}"), "an integer or an expression in d and n such as \"d - 1\", \"2*d\", \"n/2\"")),
+            IntExpr::Expr(s) => eval_str(s, d as i64, n as i64).ok_or_else(|| {
+                ConfigError::new(
+                    "k",
+                    format!("{s:?}"),
+                    "an integer or an expression in d and n such as \"d - 1\", \"2*d\", \"n/2\"",
+                )
+            }),
         }
     }
 }

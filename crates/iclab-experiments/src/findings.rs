@@ -76,7 +76,11 @@ impl EvalData {
             Some(s) => vec![s.min(self.seeds_of(p).saturating_sub(1))],
             None => (0..self.seeds_of(p)).collect(),
         };
-        anyhow::ensure!(self.seeds_of(p) > 0, "predictor {p} is not evaluated on {}", self.plan.name);
+        anyhow::ensure!(
+            self.seeds_of(p) > 0,
+            "predictor {p} is not evaluated on {}",
+            self.plan.name
+        );
         let n = self.plan.n;
         let mut out = vec![0.0; n];
         for &s in &seeds {
@@ -146,7 +150,11 @@ pub fn measure(q: &Quantity, plan: &Plan, data: &Evaluated, seed: Option<usize>)
         let ev = q.eval.as_deref().expect("validated: eval is set");
         let e = data.get(ev)?;
         let (lo, hi) = k_range(q, d, n)?;
-        let ks = if lo == hi { format!("k = {lo}") } else { format!("k = {lo}..{hi}") };
+        let ks = if lo == hi {
+            format!("k = {lo}")
+        } else {
+            format!("k = {lo}..{hi}")
+        };
         let (series, name) = if let Some(p) = &q.error {
             (e.mean_errors(p, seed)?, format!("error of {}", label(p)))
         } else if let Some([a, b]) = &q.cost {
@@ -156,7 +164,10 @@ pub fn measure(q: &Quantity, plan: &Plan, data: &Evaluated, seed: Option<usize>)
                 format!("error of {} minus {}", label(a), label(b)),
             )
         } else if let Some([a, b]) = &q.distance {
-            (e.mean_distances(a, b, seed)?, format!("distance {} to {}", label(a), label(b)))
+            (
+                e.mean_distances(a, b, seed)?,
+                format!("distance {} to {}", label(a), label(b)),
+            )
         } else if let Some(p) = &q.first_k_below {
             let t = q.threshold.expect("validated: threshold is set");
             let s = e.mean_errors(p, seed)?;
@@ -164,7 +175,10 @@ pub fn measure(q: &Quantity, plan: &Plan, data: &Evaluated, seed: Option<usize>)
             return Ok(finish(
                 q,
                 first as f64,
-                format!("first k in {lo}..{hi} where error of {} < {t} on {ev} ({n} = never)", label(p)),
+                format!(
+                    "first k in {lo}..{hi} where error of {} < {t} on {ev} ({n} = never)",
+                    label(p)
+                ),
             ));
         } else {
             unreachable!("validated: one kind is set")

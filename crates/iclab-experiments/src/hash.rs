@@ -26,7 +26,11 @@ pub fn slug(s: &str) -> String {
     while out.ends_with('-') {
         out.pop();
     }
-    out.chars().take(48).collect::<String>().trim_end_matches('-').to_string()
+    out.chars()
+        .take(48)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
 }
 
 #[cfg(test)]
@@ -43,7 +47,13 @@ mod tests {
 
     #[test]
     fn slugs_are_file_safe() {
-        assert_eq!(slug("mixture(0.5 dense, 0.5 sparse(nnz=2))"), "mixture-0.5-dense-0.5-sparse-nnz-2");
-        assert_eq!(slug("sinusoid(omega=lognormal(1,0.5))"), "sinusoid-omega-lognormal-1-0.5");
+        assert_eq!(
+            slug("mixture(0.5 dense, 0.5 sparse(nnz=2))"),
+            "mixture-0.5-dense-0.5-sparse-nnz-2"
+        );
+        assert_eq!(
+            slug("sinusoid(omega=lognormal(1,0.5))"),
+            "sinusoid-omega-lognormal-1-0.5"
+        );
     }
 }

@@ -24,7 +24,12 @@ fn eval_title(e: &EvalData) -> String {
 }
 
 /// Combined (seed-averaged) error curves of the given predictors on one eval.
-fn error_curves(plan: &Plan, e: &EvalData, predictors: &[String], bootstrap_seed: u64) -> anyhow::Result<Vec<SeedCurves>> {
+fn error_curves(
+    plan: &Plan,
+    e: &EvalData,
+    predictors: &[String],
+    bootstrap_seed: u64,
+) -> anyhow::Result<Vec<SeedCurves>> {
     predictors
         .iter()
         .filter(|p| e.preds.contains_key(*p))
@@ -48,11 +53,24 @@ fn curve_rows(t: &mut Table, eval: &EvalData, what: &str, c: &Curve, seeds: usiz
     }
 }
 
-const CURVE_HEADER: [&str; 9] = ["eval", "sweep_value", "predictor", "k", "mean", "std", "lo", "hi", "seeds"];
+const CURVE_HEADER: [&str; 9] = [
+    "eval",
+    "sweep_value",
+    "predictor",
+    "k",
+    "mean",
+    "std",
+    "lo",
+    "hi",
+    "seeds",
+];
 
 /// ks shown in the compact table of the report: 1, 3, d/2, d, n/2, n - 1 (those inside 0..n-1).
 fn summary_ks(d: usize, n: usize) -> Vec<usize> {
-    let mut ks: Vec<usize> = [1, 3, d / 2, d, n / 2, n - 1].into_iter().filter(|&k| k >= 1 && k < n).collect();
+    let mut ks: Vec<usize> = [1, 3, d / 2, d, n / 2, n - 1]
+        .into_iter()
+        .filter(|&k| k >= 1 && k < n)
+        .collect();
     ks.sort_unstable();
     ks.dedup();
     ks
@@ -76,7 +94,10 @@ pub fn build(
         "Normalised squared error per k (mean over prompts, averaged over training seeds); lo/hi: bootstrap 5-95% band \
          over prompts with one seed, min/max over seeds with several; std: over prompts (one seed) or seeds",
     );
-    let mut by_seed_t = Table::new(format!("{id}_curves_by_seed"), &["eval", "predictor", "seed", "k", "mean", "lo", "hi"]);
+    let mut by_seed_t = Table::new(
+        format!("{id}_curves_by_seed"),
+        &["eval", "predictor", "seed", "k", "mean", "lo", "hi"],
+    );
     let mut costs_t = Table::new(format!("{id}_selection_costs"), &CURVE_HEADER)
         .caption("error(model) - error(specialist) per prompt, summarised per k");
     let mut dist_t = Table::new(format!("{id}_distances"), &CURVE_HEADER)
@@ -103,7 +124,13 @@ pub fn build(
         }
         for [a, b] in &e.plan.costs {
             let sc = e.cost_curves(a, b, "", bs)?;
-            curve_rows(&mut costs_t, e, &format!("{a} - {b}"), &sc.combined(), sc.per_seed.len());
+            curve_rows(
+                &mut costs_t,
+                e,
+                &format!("{a} - {b}"),
+                &sc.combined(),
+                sc.per_seed.len(),
+            );
         }
         for [a, b] in &e.plan.distances {
             let sc = e.distance_curves(a, b, "", bs)?;
@@ -134,7 +161,11 @@ pub fn build(
                     "Normalised squared error of the prediction after k in-context examples ({} prompts{}); \
                      shaded: {}; dashed line at 1: predicting 0.",
                     plan.scale.eval_prompts,
-                    if data.seeds > 1 { format!(", {} training seeds", data.seeds) } else { String::new() },
+                    if data.seeds > 1 {
+                        format!(", {} training seeds", data.seeds)
+                    } else {
+                        String::new()
+                    },
                     if data.seeds > 1 {
                         "models: range over training seeds; baselines: bootstrap 5-95% band"
                     } else {
@@ -144,7 +175,10 @@ pub fn build(
                 for ev in evals {
                     let Ok(e) = data.get(ev) else { continue };
                     let preds = predictors.clone().unwrap_or_else(|| e.plan.predictors.clone());
-                    let curves: Vec<Curve> = error_curves(plan, e, &preds, bs)?.iter().map(SeedCurves::combined).collect();
+                    let curves: Vec<Curve> = error_curves(plan, e, &preds, bs)?
+                        .iter()
+                        .map(SeedCurves::combined)
+                        .collect();
                     fig = fig.panel(Panel::icl(eval_title(e), &curves));
                 }
                 figures.push(fig);
@@ -213,7 +247,10 @@ pub fn build(
                     &[eval.as_str(), "predictor", "k", "mean", "lo", "hi"],
                 );
                 for p in predictors {
-                    let mut panel = Panel::new(plan.label(p)).x_label(x_label).y_label("normalised squared error").hline(1.0, "");
+                    let mut panel = Panel::new(plan.label(p))
+                        .x_label(x_label)
+                        .y_label("normalised squared error")
+                        .hline(1.0, "");
                     if *log_x {
                         panel = panel.x_log();
                     }
@@ -223,7 +260,10 @@ pub fn build(
                     for ep in &group {
                         let e = data.get(&ep.name)?;
                         if e.preds.contains_key(p) {
-                            per_value.push((ep.sweep_value.unwrap_or(f64::NAN), e.error_curves(p, "", bs)?.combined()));
+                            per_value.push((
+                                ep.sweep_value.unwrap_or(f64::NAN),
+                                e.error_curves(p, "", bs)?.combined(),
+                            ));
                         }
                     }
                     for &k in &ks {
@@ -322,7 +362,13 @@ pub fn build(
         .preset
         .models
         .iter()
-        .map(|m| format!("{} ({})", m.label.clone().unwrap_or_else(|| m.name.clone()), m.task.name()))
+        .map(|m| {
+            format!(
+                "{} ({})",
+                m.label.clone().unwrap_or_else(|| m.name.clone()),
+                m.task.name()
+            )
+        })
         .collect();
     let setup = format!(
         "Setup ({} scale): d = {d}, n = {n} points; models {} layers x {} heads x {} wide, {} steps of batch {}, \
@@ -334,7 +380,11 @@ pub fn build(
         s.steps,
         s.batch_size,
         s.lr,
-        if s.warmup_steps > 0 { format!(" ({} warm-up steps)", s.warmup_steps) } else { String::new() },
+        if s.warmup_steps > 0 {
+            format!(" ({} warm-up steps)", s.warmup_steps)
+        } else {
+            String::new()
+        },
         if s.curriculum_interval > 0 {
             format!(", curriculum every {} steps", s.curriculum_interval)
         } else {
@@ -342,7 +392,11 @@ pub fn build(
         },
         models.join("; "),
         s.eval_prompts,
-        if data.seeds > 1 { format!(", {} training seeds", data.seeds) } else { String::new() },
+        if data.seeds > 1 {
+            format!(", {} training seeds", data.seeds)
+        } else {
+            String::new()
+        },
     );
     let mut section = Section::new(format!("{}: {}", id, plan.preset.title))
         .paragraph(plan.preset.question.clone())

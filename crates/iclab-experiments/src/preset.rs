@@ -151,7 +151,11 @@ pub enum FigureDecl {
         predictors: Option<Vec<String>>,
     },
     /// Selection cost vs k: one panel per eval, its `costs` pairs.
-    Cost { name: String, title: String, evals: Vec<String> },
+    Cost {
+        name: String,
+        title: String,
+        evals: Vec<String>,
+    },
     /// Distances vs k: one panel per expanded eval of the sweep `eval` (its `distances` pairs).
     Distances { name: String, title: String, eval: String },
     /// Error against the swept value of `eval`, one line per (predictor, k).
@@ -388,8 +392,13 @@ fn substitute(t: &toml::Value, v: &toml::Value) -> toml::Value {
 impl Preset {
     /// Parses and validates a preset; `source` names it in errors.
     pub fn parse(source: &str, text: &str) -> Result<Preset, ConfigError> {
-        let preset: Preset = toml::from_str(text)
-            .map_err(|e| ConfigError::new(source, e.to_string().trim(), "a preset as documented in presets/README.md"))?;
+        let preset: Preset = toml::from_str(text).map_err(|e| {
+            ConfigError::new(
+                source,
+                e.to_string().trim(),
+                "a preset as documented in presets/README.md",
+            )
+        })?;
         preset.validate().map_err(|e| e.within(source))?;
         Ok(preset)
     }
@@ -417,7 +426,11 @@ impl Preset {
     /// Structural checks that do not depend on the scale (names exist and are unique).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.scales.is_empty() {
-            return Err(ConfigError::new("scales", "{}", "at least one scale, e.g. [scales.laptop]"));
+            return Err(ConfigError::new(
+                "scales",
+                "{}",
+                "at least one scale, e.g. [scales.laptop]",
+            ));
         }
         let mut names: Vec<&str> = Vec::new();
         for (i, m) in self.models.iter().enumerate() {
@@ -434,7 +447,11 @@ impl Preset {
         for (i, e) in self.evals.iter().enumerate() {
             let field = format!("evals[{i}]");
             if eval_names.contains(&e.name) {
-                return Err(ConfigError::new(format!("{field}.name"), &e.name, "a name not used by another eval"));
+                return Err(ConfigError::new(
+                    format!("{field}.name"),
+                    &e.name,
+                    "a name not used by another eval",
+                ));
             }
             eval_names.push(e.name.clone());
             for p in &e.predictors {
@@ -480,7 +497,11 @@ impl Preset {
                     ));
                 }
                 if q.value.is_none() && q.eval.is_none() {
-                    return Err(ConfigError::new(format!("{field}.eval"), "(missing)", "the name of an eval"));
+                    return Err(ConfigError::new(
+                        format!("{field}.eval"),
+                        "(missing)",
+                        "the name of an eval",
+                    ));
                 }
                 if q.first_k_below.is_some() && q.threshold.is_none() {
                     return Err(ConfigError::new(
@@ -523,7 +544,11 @@ impl Preset {
             return Err(ConfigError::new(format!("{field}.n"), scale.n, "an integer >= 2"));
         }
         if scale.eval_prompts < 2 {
-            return Err(ConfigError::new(format!("{field}.eval_prompts"), scale.eval_prompts, "an integer >= 2"));
+            return Err(ConfigError::new(
+                format!("{field}.eval_prompts"),
+                scale.eval_prompts,
+                "an integer >= 2",
+            ));
         }
         let curriculum = if scale.curriculum_interval == 0 {
             Curriculum::fixed(scale.d, scale.n)
@@ -539,7 +564,9 @@ impl Preset {
         };
         let mut models = Vec::new();
         for m in &self.models {
-            m.task.validate(scale.d).map_err(|e| e.within(&format!("{}.models.{}.task", self.id, m.name)))?;
+            m.task
+                .validate(scale.d)
+                .map_err(|e| e.within(&format!("{}.models.{}.task", self.id, m.name)))?;
             for s in 0..seeds {
                 models.push(ModelPlan {
                     name: m.name.clone(),
@@ -580,9 +607,14 @@ impl Preset {
             };
             for (name, sweep_value, task) in instances {
                 let task = ClassSpec::deserialize(task).map_err(|err| {
-                    ConfigError::new(format!("{field}.task"), err.to_string().trim(), "a class as listed by `iclab classes`")
+                    ConfigError::new(
+                        format!("{field}.task"),
+                        err.to_string().trim(),
+                        "a class as listed by `iclab classes`",
+                    )
                 })?;
-                task.validate(scale.d).map_err(|err| err.within(&format!("{field}.task")))?;
+                task.validate(scale.d)
+                    .map_err(|err| err.within(&format!("{field}.task")))?;
                 evals.push(EvalPlan {
                     name,
                     group: e.name.clone(),
@@ -617,7 +649,11 @@ impl Preset {
                             ev,
                             format!(
                                 "an eval at scale {scale_name}: {}",
-                                plan.evals.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+                                plan.evals
+                                    .iter()
+                                    .map(|e| e.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         ));
                     }

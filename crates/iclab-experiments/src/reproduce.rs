@@ -94,7 +94,8 @@ pub fn load_presets(dir: Option<&Path>) -> anyhow::Result<Vec<Preset>> {
         None => Ok(Preset::builtins()?),
         Some(dir) => {
             let mut out = Vec::new();
-            let entries = std::fs::read_dir(dir).with_context(|| format!("reading presets folder {}", dir.display()))?;
+            let entries =
+                std::fs::read_dir(dir).with_context(|| format!("reading presets folder {}", dir.display()))?;
             for e in entries {
                 let path = e?.path();
                 if path.extension().is_some_and(|x| x == "toml") {
@@ -144,7 +145,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         .collect::<Result<_, _>>()?;
     log.line(&format!(
         "iclab reproduce: {} at scale {} with {} training seed(s) into {}",
-        plans.iter().map(|p| p.preset.id.as_str()).collect::<Vec<_>>().join(", "),
+        plans
+            .iter()
+            .map(|p| p.preset.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         opts.scale,
         opts.seeds,
         opts.out.display()
@@ -192,8 +197,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                 };
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some((key, cfg, users)) = distinct.get(i) else { break };
-                    let stopped = opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
+                    let Some((key, cfg, users)) = distinct.get(i) else {
+                        break;
+                    };
+                    let stopped = opts
+                        .stop
+                        .as_ref()
+                        .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
                     if stopped {
                         *results[i].lock().expect("result lock") = Some(Ok(None));
                         continue;
@@ -210,13 +220,17 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                         runs::ensure_trained(cfg, &models_dir, opts.progress && jobs == 1, opts.stop.clone())
                     });
                     match &r {
-                        Ok(Some(t)) if t.skipped => {
-                            say(format!("  {key}: already trained (final loss {:.4})", t.done.final_loss))
-                        }
+                        Ok(Some(t)) if t.skipped => say(format!(
+                            "  {key}: already trained (final loss {:.4})",
+                            t.done.final_loss
+                        )),
                         Ok(Some(t)) => say(format!(
                             "  {key}: trained in {:.1}s{} (final loss {:.4})",
                             t.seconds_now,
-                            t.done.resumed_from.map(|s| format!(", resumed from step {s}")).unwrap_or_default(),
+                            t.done
+                                .resumed_from
+                                .map(|s| format!(", resumed from step {s}"))
+                                .unwrap_or_default(),
                             t.done.final_loss
                         )),
                         Ok(None) => say(format!("  {key}: stopped")),
@@ -325,7 +339,16 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         ));
     let mut models_t = Table::new(
         "models",
-        &["run", "pretraining task", "seed", "parameters", "steps", "final loss", "train seconds", "used by"],
+        &[
+            "run",
+            "pretraining task",
+            "seed",
+            "parameters",
+            "steps",
+            "final loss",
+            "train seconds",
+            "used by",
+        ],
     )
     .caption("Every pretrained model (runs under models/), shared between experiments by its config hash.");
     for r in trained_rows {
@@ -343,7 +366,19 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     // ---- findings.csv and summary.json ----
     let mut ft = Table::new(
         "findings",
-        &["experiment", "required", "criterion", "left", "measured", "op", "right", "threshold", "passed", "seeds_passed", "seeds"],
+        &[
+            "experiment",
+            "required",
+            "criterion",
+            "left",
+            "measured",
+            "op",
+            "right",
+            "threshold",
+            "passed",
+            "seeds_passed",
+            "seeds",
+        ],
     );
     for f in &findings_all {
         for c in &f.checks {

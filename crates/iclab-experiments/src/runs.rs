@@ -49,7 +49,8 @@ pub fn train_config(m: &ModelPlan) -> anyhow::Result<TrainConfig> {
     };
     cfg.optimizer.lr = m.lr;
     cfg.optimizer.warmup_steps = m.warmup_steps;
-    let cfg = iclab_core::config::resolve(&cfg, None, &m.train_set).map_err(|e| e.within(&format!("model {}", m.name)))?;
+    let cfg =
+        iclab_core::config::resolve(&cfg, None, &m.train_set).map_err(|e| e.within(&format!("model {}", m.name)))?;
     cfg.validate().map_err(|e| e.within(&format!("model {}", m.name)))?;
     Ok(cfg)
 }
@@ -151,7 +152,10 @@ impl LoadedModels {
                 dir.display(),
                 m.name
             );
-            models.insert((m.name.clone(), m.seed_index), (Some(format!("{key}@{}", cfg.steps)), gpt));
+            models.insert(
+                (m.name.clone(), m.seed_index),
+                (Some(format!("{key}@{}", cfg.steps)), gpt),
+            );
         }
         Ok(LoadedModels { models })
     }
@@ -162,7 +166,10 @@ impl LoadedModels {
         let mut models = HashMap::new();
         for m in &plan.models {
             let cfg = train_config(m)?;
-            models.insert((m.name.clone(), m.seed_index), (None, Gpt::new(cfg.model.clone(), cfg.seed)));
+            models.insert(
+                (m.name.clone(), m.seed_index),
+                (None, Gpt::new(cfg.model.clone(), cfg.seed)),
+            );
         }
         Ok(LoadedModels { models })
     }

@@ -28,7 +28,12 @@ fn every_finding_fails_on_untrained_models() {
         let mut models = LoadedModels::untrained(&plan).unwrap();
         let data = evaluate(&plan, &mut models, None, &mut |_| {}).unwrap();
         let f = findings::check(&plan, &data).unwrap();
-        let failing: Vec<&str> = f.checks.iter().filter(|c| !c.passed).map(|c| c.criterion.text.as_str()).collect();
+        let failing: Vec<&str> = f
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.criterion.text.as_str())
+            .collect();
         assert!(!f.passed(), "{id} holds for untrained models: {:#?}", f.checks);
         assert!(!failing.is_empty());
     }

@@ -16,8 +16,14 @@ fn every_builtin_preset_resolves_at_every_scale() {
 #[test]
 fn bad_presets_are_refused_naming_the_field() {
     let good = iclab_experiments::preset::BUILTIN[0].1;
-    let e = Preset::parse("x.toml", &good.replace("predictors = [\"mixture\", \"dense\"", "predictors = [\"mixtur\", \"dense\""))
-        .unwrap_err();
+    let e = Preset::parse(
+        "x.toml",
+        &good.replace(
+            "predictors = [\"mixture\", \"dense\"",
+            "predictors = [\"mixtur\", \"dense\"",
+        ),
+    )
+    .unwrap_err();
     assert!(e.field.contains("predictors") && e.value == "mixtur", "{e}");
     let e = Preset::parse("x.toml", &good.replace("[scales.laptop]", "[scales.laptop]\nbogus = 1")).unwrap_err();
     assert!(e.to_string().contains("bogus"), "{e}");

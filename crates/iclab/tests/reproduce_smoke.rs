@@ -24,7 +24,14 @@ fn smoke_reproduce_writes_every_file_and_reuses_work() {
     let out = std::env::temp_dir().join(format!("iclab-smoke-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     run(&out);
-    for f in ["report.html", "report.md", "findings.csv", "summary.json", "log.txt", "tables/models.csv"] {
+    for f in [
+        "report.html",
+        "report.md",
+        "findings.csv",
+        "summary.json",
+        "log.txt",
+        "tables/models.csv",
+    ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
@@ -43,7 +50,11 @@ fn smoke_reproduce_writes_every_file_and_reuses_work() {
             };
             for ext in ["svg", "png"] {
                 let path = out.join("figures").join(format!("{name}.{ext}"));
-                assert!(path.is_file() && path.metadata().unwrap().len() > 100, "missing {}", path.display());
+                assert!(
+                    path.is_file() && path.metadata().unwrap().len() > 100,
+                    "missing {}",
+                    path.display()
+                );
             }
             assert!(md.contains(&format!("figures/{name}.png")), "report.md links {name}");
         }
@@ -53,19 +64,31 @@ fn smoke_reproduce_writes_every_file_and_reuses_work() {
         }
         assert!(html.contains(&p.title), "report.html has a section for {}", p.id);
     }
-    for t in ["E1_selection_costs", "E3_distances", "E5_sweep_alpha", "E6_sweep_omega", "E4_picture"] {
+    for t in [
+        "E1_selection_costs",
+        "E3_distances",
+        "E5_sweep_alpha",
+        "E6_sweep_omega",
+        "E4_picture",
+    ] {
         assert!(out.join("tables").join(format!("{t}.csv")).is_file(), "missing {t}.csv");
     }
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["findings"].as_array().unwrap().len(), 7);
     assert!(summary["models_trained"].as_u64().unwrap() >= 10);
 
     // The rerun trains nothing and computes no prediction again.
     let before = std::fs::read_to_string(out.join("findings.csv")).unwrap();
     run(&out);
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["models_trained"].as_u64().unwrap(), 0);
-    assert_eq!(std::fs::read_to_string(out.join("findings.csv")).unwrap(), before, "same numbers on rerun");
+    assert_eq!(
+        std::fs::read_to_string(out.join("findings.csv")).unwrap(),
+        before,
+        "same numbers on rerun"
+    );
     let log = std::fs::read_to_string(out.join("log.txt")).unwrap();
     assert!(log.contains("0 computed"), "cached predictions are reused");
     let _ = std::fs::remove_dir_all(&out);
