@@ -235,63 +235,56 @@ fn column_sums(acc: &mut [f32], m: &[f32], oc: usize) {
 }
 }
 
-multiversion! {
 /// Causal multi-head self-attention, scaled by 1/sqrt(head_dim) (SPEC.md).
 /// out [b, t, c] (heads concatenated), att [b, nh, t, t] (softmax probabilities, upper triangle 0),
 /// qkv [b, t, 3c] = [q | k | v], head h at columns h*hs..(h+1)*hs of each.
 ///
-/// The scores of query t against keys 0..=t are computed at once, vectorised over the keys from a
-/// transposed copy of the head's keys kt [hs, tp] (tp = t rounded up to 16 lanes, zero-padded), so
-/// that no horizontal sums and no scalar tails are needed; the causal mask is applied afterwards.
+/// Per (prompt, head): scores [t, t] = q k^T and out = att v are two small matmuls through the
+/// kernel (strided views into qkv, no copies); the causal softmax runs row by row in between.
 pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], b: usize, t_len: usize, c: usize, nh: usize) {
     let hs = c / nh;
     let scale = 1.0 / (hs as f32).sqrt();
     let c3 = 3 * c;
-    let tp = t_len.next_multiple_of(LANES);
-    let mut kt = vec![0.0f32; hs * tp];
-    let mut scores = vec![0.0f32; tp];
     for bi in 0..b {
         let qkv_b = &qkv[bi * t_len * c3..][..t_len * c3];
         for h in 0..nh {
             let att_bh = &mut att[(bi * nh + h) * t_len * t_len..][..t_len * t_len];
-            transpose_head(&mut kt, qkv_b, c + h * hs, hs, t_len, tp, c3);
-            for t in 0..t_len {
-                let q = &qkv_b[t * c3 + h * hs..][..hs];
-                let w = (t + 1).next_multiple_of(LANES); // keys 0..=t, padded
-                let sc = &mut scores[..w];
-                sc.fill(0.0);
-                for i in 0..hs {
-                    axpy_lanes(sc, q[i], &kt[i * tp..][..w]);
-                }
-                let mut maxv = f32::NEG_INFINITY;
-                for &v in &sc[..=t] {
-                    maxv = maxv.max(v);
-                }
-                // softmax(scale * scores) over keys 0..=t; keys after t get probability 0.
-                for (t2, v) in sc.iter_mut().enumerate() {
-                    let e = simd::exp((*v - maxv) * scale);
-                    *v = if t2 <= t { e } else { 0.0 };
-                }
-                let inv = 1.0 / simd::sum(sc);
-                let row = &mut att_bh[t * t_len..][..t_len];
-                for (r, &v) in row.iter_mut().zip(sc.iter()) {
-                    *r = v * inv;
-                }
-                row[w.min(t_len)..].fill(0.0);
-                let o = &mut out[(bi * t_len + t) * c + h * hs..][..hs];
-                o.fill(0.0);
-                for t2 in 0..=t {
-                    simd::axpy(o, row[t2], &qkv_b[t2 * c3 + 2 * c + h * hs..][..hs]);
-                }
-            }
+            let q = head_view(qkv_b, h * hs, t_len, hs, c3); // [t, hs]
+            let k = head_view(qkv_b, c + h * hs, t_len, hs, c3); // [t, hs]
+            let v = head_view(qkv_b, 2 * c + h * hs, t_len, hs, c3); // [t, hs]
+            sgemm(q, k.t(), att_bh, t_len, false); // scores [t, t]
+            softmax_causal(att_bh, t_len, scale);
+            let o = &mut out[bi * t_len * c + h * hs..];
+            sgemm(View::new(att_bh, t_len, t_len), v, o, c, false); // out [t, hs], row stride c
         }
+    }
+}
+
+multiversion! {
+/// Row t of att [t, t] (raw scores q.k) becomes softmax(scale * scores[0..=t]), zero after t.
+fn softmax_causal(att: &mut [f32], t_len: usize, scale: f32) {
+    for t in 0..t_len {
+        let row = &mut att[t * t_len..][..t_len];
+        let mut maxv = f32::NEG_INFINITY;
+        for &v in &row[..=t] {
+            maxv = maxv.max(v);
+        }
+        for v in row[..=t].iter_mut() {
+            *v = simd::exp((*v - maxv) * scale);
+        }
+        let inv = 1.0 / simd::sum(&row[..=t]);
+        for v in row[..=t].iter_mut() {
+            *v *= inv;
+        }
+        row[t + 1..].fill(0.0);
     }
 }
 }
 
-multiversion! {
 /// Backward of [`attention_forward`]: dqkv [b, t, 3c] (overwritten); dout [b, t, c], qkv and att
-/// as saved by the forward pass.
+/// as saved by the forward pass. Per (prompt, head), with A = att and dO = dout:
+/// dA = dO v^T, dv = A^T dO, dP = A * (dA - rowsum(A * dA)) * scale (softmax backward; 0 above the
+/// diagonal where A = 0), dq = dP k, dk = dP^T q.
 pub fn attention_backward(
     dqkv: &mut [f32],
     dout: &[f32],
@@ -305,72 +298,49 @@ pub fn attention_backward(
     let hs = c / nh;
     let scale = 1.0 / (hs as f32).sqrt();
     let c3 = 3 * c;
-    let tp = t_len.next_multiple_of(LANES);
-    let mut vt = vec![0.0f32; hs * tp]; // one head's values, transposed and padded: [hs, tp]
-    let mut da = vec![0.0f32; tp];
-    let mut a = vec![0.0f32; tp];
-    dqkv[..b * t_len * c3].fill(0.0);
+    let mut dp = vec![0.0f32; t_len * t_len]; // [t, t] scratch
     for bi in 0..b {
         let qkv_b = &qkv[bi * t_len * c3..][..t_len * c3];
         let dqkv_b = &mut dqkv[bi * t_len * c3..][..t_len * c3];
+        let dout_b = &dout[bi * t_len * c..][..t_len * c];
         for h in 0..nh {
-            let att_bh = &att[(bi * nh + h) * t_len * t_len..][..t_len * t_len];
-            transpose_head(&mut vt, qkv_b, 2 * c + h * hs, hs, t_len, tp, c3);
-            for t in 0..t_len {
-                let g = &dout[(bi * t_len + t) * c + h * hs..][..hs];
-                let w = (t + 1).next_multiple_of(LANES);
-                let (a, da) = (&mut a[..w], &mut da[..w]);
-                a.fill(0.0);
-                a[..=t].copy_from_slice(&att_bh[t * t_len..][..=t]);
-                // out_t = sum_t2 a[t2] v[t2]: datt[t2] = g . v[t2] (vectorised over t2 as in the
-                // forward pass), dv[t2] += a[t2] g.
-                da.fill(0.0);
-                for i in 0..hs {
-                    axpy_lanes(da, g[i], &vt[i * tp..][..w]);
-                }
-                for t2 in 0..=t {
-                    simd::axpy(&mut dqkv_b[t2 * c3 + 2 * c + h * hs..][..hs], a[t2], g);
-                }
-                // softmax backward: dpre = a * (datt - sum_j a_j datt_j) (0 after t, where a = 0),
-                // then the scaled q.k: dq_t += dpre k_t2, dk_t2 += dpre q_t.
-                let s = simd::dot(a, da);
-                for (d, &p) in da.iter_mut().zip(a.iter()) {
-                    *d = p * (*d - s) * scale;
-                }
-                let q = &qkv_b[t * c3 + h * hs..][..hs];
-                for t2 in 0..=t {
-                    simd::axpy(&mut dqkv_b[t2 * c3 + c + h * hs..][..hs], da[t2], q);
-                }
-                let dq = &mut dqkv_b[t * c3 + h * hs..][..hs];
-                for t2 in 0..=t {
-                    simd::axpy(dq, da[t2], &qkv_b[t2 * c3 + c + h * hs..][..hs]);
-                }
-            }
+            let a = View::new(&att[(bi * nh + h) * t_len * t_len..][..t_len * t_len], t_len, t_len);
+            let q = head_view(qkv_b, h * hs, t_len, hs, c3);
+            let k = head_view(qkv_b, c + h * hs, t_len, hs, c3);
+            let v = head_view(qkv_b, 2 * c + h * hs, t_len, hs, c3);
+            let d_o = head_view(dout_b, h * hs, t_len, hs, c); // [t, hs]
+            sgemm(d_o, v.t(), &mut dp, t_len, false); // dA [t, t]
+            sgemm(a.t(), d_o, &mut dqkv_b[2 * c + h * hs..], c3, false); // dv [t, hs]
+            softmax_backward(&mut dp, a.data, t_len, scale);
+            let dpv = View::new(&dp, t_len, t_len);
+            sgemm(dpv, k, &mut dqkv_b[h * hs..], c3, false); // dq [t, hs]
+            sgemm(dpv.t(), q, &mut dqkv_b[c + h * hs..], c3, false); // dk [t, hs]
         }
     }
 }
-}
 
-/// y += alpha x over whole 16-lane blocks (both lengths multiples of 16).
-#[inline(always)]
-fn axpy_lanes(y: &mut [f32], alpha: f32, x: &[f32]) {
-    for (yc, xc) in y.chunks_exact_mut(LANES).zip(x.chunks_exact(LANES)) {
-        simd::axpy_block(yc, alpha, xc);
-    }
-}
-
-/// dst [hs, tp] = the transpose of columns col..col+hs of src rows 0..t (row stride `stride`),
-/// zero beyond t.
-#[inline(always)]
-fn transpose_head(dst: &mut [f32], src: &[f32], col: usize, hs: usize, t_len: usize, tp: usize, stride: usize) {
+multiversion! {
+/// dp [t, t] holds dA on entry and dP = A * (dA - rowsum(A * dA)) * scale on return.
+fn softmax_backward(dp: &mut [f32], a: &[f32], t_len: usize, scale: f32) {
     for t in 0..t_len {
-        let row = &src[t * stride + col..][..hs];
-        for i in 0..hs {
-            dst[i * tp + t] = row[i];
+        let row = &mut dp[t * t_len..][..t_len];
+        let ar = &a[t * t_len..][..t_len];
+        let s = simd::dot(ar, row);
+        for (d, &p) in row.iter_mut().zip(ar) {
+            *d = p * (*d - s) * scale;
         }
     }
-    for i in 0..hs {
-        dst[i * tp + t_len..][..tp - t_len].fill(0.0);
+}
+}
+
+/// The [t, hs] block of one head inside rows of width `stride`, starting at column `col`.
+fn head_view(m: &[f32], col: usize, t_len: usize, hs: usize, stride: usize) -> View<'_> {
+    View {
+        data: &m[col..],
+        rows: t_len,
+        cols: hs,
+        rs: stride,
+        cs: 1,
     }
 }
 
