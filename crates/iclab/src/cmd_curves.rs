@@ -287,27 +287,23 @@ pub fn resolve(args: &Args, config_text: Option<(&str, &str)>) -> Result<CurvesC
         cfg.task.components().iter().any(|(_, c)| check(c))
     };
     let unused = |flag: &str, value: String, class: &str| ConfigError::new(flag, value, format!("only with {class}"));
-    if args.alpha.is_some() && !uses(&|c| matches!(c, ClassSpec::Convex { .. })) {
-        return Err(unused(
-            "--alpha",
-            format!("{:?}", args.alpha.unwrap()),
-            "--class convex",
-        ));
+    if let Some(alpha) = args.alpha {
+        if !uses(&|c| matches!(c, ClassSpec::Convex { .. })) {
+            return Err(unused("--alpha", format!("{alpha:?}"), "--class convex"));
+        }
     }
-    if args.nnz.is_some() && !uses(&|c| matches!(c, ClassSpec::Sparse { .. })) && args.prior.is_none() {
-        return Err(unused("--nnz", args.nnz.unwrap().to_string(), "a sparse class"));
+    if let Some(nnz) = args.nnz {
+        if !uses(&|c| matches!(c, ClassSpec::Sparse { .. })) && args.prior.is_none() {
+            return Err(unused("--nnz", nnz.to_string(), "a sparse class"));
+        }
     }
     if let Some(prior) = &args.prior {
         cfg.prior = Some(parse_mixture("--prior", prior, &p)?);
     }
     if let Some(name) = &args.inputs {
         cfg.inputs = parse_inputs(name, args.scale, args.noise)?;
-    } else if args.scale.is_some() {
-        return Err(unused(
-            "--scale",
-            format!("{:?}", args.scale.unwrap()),
-            "--inputs scaled_x or scaled_y",
-        ));
+    } else if let Some(scale) = args.scale {
+        return Err(unused("--scale", format!("{scale:?}"), "--inputs scaled_x or scaled_y"));
     }
     if let Some(noise) = args.noise {
         match cfg.inputs {

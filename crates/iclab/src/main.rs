@@ -27,7 +27,7 @@ enum Command {
     /// List the function classes and prompt strategies with their parameters, defaults and E[y^2].
     Classes(cmd_classes::Args),
     /// Error curves of the statistical baselines on prompts of a class, as a table, CSV and JSON.
-    Curves(cmd_curves::Args),
+    Curves(Box<cmd_curves::Args>),
     /// Timing workloads (`iclab bench baselines`).
     Bench(cmd_bench::Args),
     /// Pretrain an in-context learner (TOML or --preset, --set overrides); resumes where it stopped.
@@ -65,7 +65,7 @@ fn main() {
     }
     let result = match cli.command {
         Command::Classes(a) => cmd_classes::run(a),
-        Command::Curves(a) => cmd_curves::run(a),
+        Command::Curves(a) => cmd_curves::run(*a),
         Command::Bench(a) => cmd_bench::run(a),
         Command::Train(a) => cmd_train::run(a),
         Command::Predict(a) => cmd_predict::run(a),
