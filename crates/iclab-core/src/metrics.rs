@@ -61,7 +61,6 @@ pub fn squared_errors(prompts: &[Prompt], predictions: &[Vec<f64>], expected_y2:
 /// Mean, std and bootstrap band of errors [prompt][k], per k. The bootstrap for k draws from stream
 /// (seed, Bootstrap, k): deterministic and independent of the thread count.
 pub fn curve(name: impl Into<String>, errors: &[Vec<f64>], seed: u64) -> Curve {
-    let m = errors.len();
     let n = errors.first().map_or(0, Vec::len);
     let points = (0..n)
         .into_par_iter()
@@ -70,7 +69,6 @@ pub fn curve(name: impl Into<String>, errors: &[Vec<f64>], seed: u64) -> Curve {
             point(k, &col, seed)
         })
         .collect();
-    let _ = m;
     Curve {
         name: name.into(),
         points,

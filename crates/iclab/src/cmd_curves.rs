@@ -389,18 +389,11 @@ struct CurvesJson<'a> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let text = match &args.config {
-        Some(path) => {
-            Some(std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?)
-        }
-        None => None,
-    };
-    let source = args
-        .config
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let cfg = resolve(&args, text.as_deref().map(|t| (source.as_str(), t)))?;
+    let file = crate::read_config(args.config.as_deref())?;
+    let cfg = resolve(
+        &args,
+        file.as_ref().map(|(source, text)| (source.as_str(), text.as_str())),
+    )?;
     let sampler = PromptSampler::new(cfg.task.clone(), cfg.inputs.clone(), cfg.d, cfg.seed)?;
     let name = args.name.clone().unwrap_or_else(|| default_name(&cfg));
     let out_dir = args

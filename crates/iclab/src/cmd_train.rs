@@ -48,22 +48,14 @@ pub fn run(args: Args) -> Result<()> {
             preset_names()
         );
     }
-    let text = match &args.config {
-        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
-        None => None,
-    };
-    let source = args
-        .config
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let file = crate::read_config(args.config.as_deref())?;
     let mut sets = args.sets.clone();
     if let Some(name) = &args.name {
         sets.push(format!("name={}", toml::Value::String(name.clone())));
     }
     let cfg = TrainConfig::resolve(
         args.preset.as_deref(),
-        text.as_deref().map(|t| (source.as_str(), t)),
+        file.as_ref().map(|(source, text)| (source.as_str(), text.as_str())),
         &sets,
     )?;
     let (cfg, run_dir) = pick_run_dir(cfg, &args.out, args.fresh)?;

@@ -1,6 +1,9 @@
 //! `iclab`: the command line. Each subcommand lives in its own module (`cmd_*.rs`) with its clap
 //! `Args` and a `run` function; this file only dispatches.
 
+use std::path::Path;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod cmd_bench;
@@ -36,6 +39,15 @@ enum Command {
     Predict(cmd_predict::Args),
     /// The study's experiments E1-E7 end to end: train, evaluate, plot, report and check findings.
     Reproduce(cmd_reproduce::Args),
+}
+
+/// Reads an optional `--config` / experiment file: (its name for error messages, its text).
+fn read_config(path: Option<&Path>) -> anyhow::Result<Option<(String, String)>> {
+    path.map(|p| {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        Ok((p.display().to_string(), text))
+    })
+    .transpose()
 }
 
 /// Restores the default SIGPIPE action so that `iclab ... | head` ends quietly instead of panicking
