@@ -16,7 +16,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use iclab_core::{PromptBatch, PromptStrategy};
-use iclab_model::train::{train, TrainConfig, TrainOptions};
+use iclab_model::train::{check_run_config, train, TrainConfig, TrainOptions};
 use iclab_model::{Gpt, ModelConfig};
 
 use crate::eval::ModelSource;
@@ -96,6 +96,9 @@ pub fn ensure_trained(
     if let Ok(text) = std::fs::read_to_string(&done_path) {
         if let Ok(done) = serde_json::from_str::<Done>(&text) {
             if done.steps == cfg.steps {
+                // The key is a 64-bit hash: a finished run is reused only when its saved config
+                // trains exactly as `cfg` does (a collision or an edited directory is refused).
+                check_run_config(&dir, cfg)?;
                 return Ok(Some(Trained {
                     key,
                     dir,
@@ -194,5 +197,43 @@ impl ModelSource for LoadedModels {
 
     fn cache_id(&self, name: &str, seed: usize) -> Option<String> {
         self.models.get(&(name.to_string(), seed)).and_then(|(k, _)| k.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished run directory whose saved config differs from the requested one (a 64-bit key
+    /// collision, or a directory edited by hand) must be refused, not silently reused.
+    #[test]
+    fn finished_run_with_another_config_is_refused() {
+        let models = std::env::temp_dir().join(format!("iclab-runkey-{}", std::process::id()));
+        let requested = TrainConfig {
+            steps: 7,
+            ..TrainConfig::default()
+        };
+        let dir = models.join(run_key(&requested));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut saved = requested.clone();
+        saved.optimizer.lr *= 2.0;
+        std::fs::write(dir.join("config.toml"), toml::to_string(&saved).unwrap()).unwrap();
+        let done = Done {
+            steps: 7,
+            final_loss: 0.5,
+            seconds: 1.0,
+            resumed_from: None,
+        };
+        std::fs::write(dir.join("done.json"), serde_json::to_string(&done).unwrap()).unwrap();
+
+        let err = ensure_trained(&requested, &models, false, None).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("different configuration") && msg.contains("lr"), "{msg}");
+
+        // The same directory with the matching config is reused without training.
+        std::fs::write(dir.join("config.toml"), toml::to_string(&requested).unwrap()).unwrap();
+        let t = ensure_trained(&requested, &models, false, None).unwrap().unwrap();
+        assert!(t.skipped);
+        std::fs::remove_dir_all(&models).unwrap();
     }
 }

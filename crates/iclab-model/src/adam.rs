@@ -174,6 +174,8 @@ impl Adam {
                 .zip(self.m[r.clone()].par_chunks_mut(CHUNK))
                 .zip(self.v[r].par_chunks_mut(CHUNK))
                 .for_each(|(((p, g), m), v)| {
+                    // Subnormal moments would cost ~100 cycles per operation (simd::FlushSubnormals).
+                    let _ftz = crate::simd::FlushSubnormals::new();
                     for i in 0..p.len() {
                         let gi = g[i] * scale;
                         m[i] = b1 * m[i] + (1.0 - b1) * gi;

@@ -278,6 +278,7 @@ impl Chunk {
 
     /// The whole forward pass of this chunk's rows (inputs already copied into xs, ys).
     fn forward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32]) {
+        let _ftz = crate::simd::FlushSubnormals::new();
         let (b, n, d, c, nh) = (self.rows, self.n, cfg.d, cfg.n_embd, cfg.n_head);
         let t = 2 * n;
         let bt = b * t;
@@ -400,6 +401,7 @@ impl Chunk {
 
     /// The whole backward pass of this chunk, from self.dpreds into self.grads (overwritten).
     fn backward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32]) {
+        let _ftz = crate::simd::FlushSubnormals::new();
         let (b, n, d, c, nh) = (self.rows, self.n, cfg.d, cfg.n_embd, cfg.n_head);
         let t = 2 * n;
         let bt = b * t;
@@ -681,6 +683,7 @@ impl Gpt {
         let chunks = &self.chunks[..n_chunks];
         const SPAN: usize = 1 << 14;
         self.grads.par_chunks_mut(SPAN).enumerate().for_each(|(si, out)| {
+            let _ftz = crate::simd::FlushSubnormals::new();
             let (off, len) = (si * SPAN, out.len());
             out.copy_from_slice(&chunks[0].grads[off..][..len]);
             for ch in &chunks[1..] {

@@ -335,6 +335,28 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Record>> {
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
+/// Refuses `run_dir` when its saved `config.toml` would not train as `cfg` does (naming the
+/// fields); Ok when they agree or when the directory holds no config yet.
+pub fn check_run_config(run_dir: &Path, cfg: &TrainConfig) -> Result<()> {
+    let config_path = run_dir.join("config.toml");
+    if !config_path.exists() {
+        return Ok(());
+    }
+    let text = fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    let saved: TrainConfig =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid training config", config_path.display()))?;
+    let diffs = config_differences(&saved, cfg);
+    if !diffs.is_empty() {
+        bail!(
+            "{} holds a run with a different configuration: {} (saved vs requested); choose another \
+             name, or start a fresh run next to it (`iclab train --fresh`)",
+            run_dir.display(),
+            diffs.join("; ")
+        );
+    }
+    Ok(())
+}
+
 /// Trains into `run_dir` (config.toml, metrics.jsonl, checkpoints/). Resumes from the latest
 /// checkpoint when `run_dir` holds one made with the same trajectory config; refuses a run_dir
 /// whose config differs, naming the fields.
@@ -344,20 +366,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &TrainOptions) -> Result<T
     fs::create_dir_all(run_dir.join("checkpoints"))
         .with_context(|| format!("creating run directory {}", run_dir.display()))?;
     let config_path = run_dir.join("config.toml");
-    if config_path.exists() {
-        let text = fs::read_to_string(&config_path)?;
-        let saved: TrainConfig = toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid training config", config_path.display()))?;
-        let diffs = config_differences(&saved, cfg);
-        if !diffs.is_empty() {
-            bail!(
-                "{} holds a run with a different configuration: {} (saved vs requested); choose another \
-                 name, or start a fresh run next to it (`iclab train --fresh`)",
-                run_dir.display(),
-                diffs.join("; ")
-            );
-        }
-    }
+    check_run_config(run_dir, cfg)?;
     write_atomic(&config_path, toml::to_string(cfg)?.as_bytes())?;
 
     // Resume from the latest checkpoint, or start from the GPT-2 initialisation.
