@@ -230,7 +230,9 @@ fn resolve_styles(panels: &[Panel]) -> Vec<Vec<Style>> {
                     };
                     Style {
                         color: se.color.unwrap_or(PALETTE[idx % PALETTE.len()]),
-                        dash: se.dash.unwrap_or(DASHES[idx % DASHES.len()]),
+                        // Past the palette's length colours repeat; shifting the dash cycle by
+                        // one per round keeps every (colour, dash) pair distinct.
+                        dash: se.dash.unwrap_or(DASHES[(idx + idx / PALETTE.len()) % DASHES.len()]),
                         marker: se.marker.unwrap_or(default_marker),
                         kind: se.kind,
                         width: if se.width.is_finite() && se.width > 0.0 {
@@ -943,4 +945,30 @@ fn best_corner(p: &Panel, styles: &[Style], g: &Geometry, w: f64, h: f64) -> Opt
         !pts.iter()
             .any(|&(px, py)| px >= x - 3.0 && px <= x + w + 3.0 && py >= y - 3.0 && py <= y + h + 3.0)
     })
+}
+
+#[cfg(test)]
+mod style_tests {
+    use super::*;
+    use crate::figure::Series;
+
+    /// Bug: in E7's figure the ninth series (LASSO) was drawn exactly like the first (blue, solid):
+    /// the palette has 8 colours and the dash cycle 4, so both repeated together.
+    #[test]
+    fn series_beyond_the_palette_are_told_apart_from_the_first() {
+        let mut p = Panel::new("p");
+        for i in 0..20 {
+            p.push(Series::line(format!("s{i}"), vec![0.0, 1.0], vec![0.0, 1.0]));
+        }
+        let styles = &resolve_styles(&[p])[0];
+        for i in 0..styles.len() {
+            for j in 0..i {
+                let (a, b) = (&styles[i], &styles[j]);
+                assert!(
+                    a.color != b.color || a.dash != b.dash,
+                    "series {j} and {i} look the same"
+                );
+            }
+        }
+    }
 }
