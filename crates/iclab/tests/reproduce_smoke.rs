@@ -78,8 +78,8 @@ fn smoke_reproduce_writes_every_file_and_reuses_work() {
     assert_eq!(summary["findings"].as_array().unwrap().len(), 7);
     assert_eq!(
         summary["models_trained"].as_u64().unwrap(),
-        11,
-        "E1-E7 share 11 distinct models"
+        9,
+        "E1-E7 share 9 distinct models"
     );
 
     // The rerun trains nothing and computes no prediction again.
