@@ -37,6 +37,9 @@ pub struct BenchReport {
     pub matmul_ceiling_gflops: f64,
     /// gflops / matmul_ceiling_gflops.
     pub fraction_of_ceiling: f64,
+    /// GFLOP/s of fused multiply-adds on registers only (no memory traffic), one chain set per
+    /// thread, measured in this run: the arithmetic peak no kernel can pass on this machine.
+    pub fma_peak_gflops: f64,
     /// Peak resident memory of the process (VmHWM), MiB.
     pub peak_mib: f64,
     pub first_loss: f32,
@@ -130,7 +133,8 @@ pub fn matmul_ceiling(cfg: &ModelConfig, b: usize, n: usize, min_seconds: f64) -
                     let w = View::new(&s.w[..ci * co], ci, co);
                     sgemm(inp, w, &mut s.out, co, true); // forward
                     let dout = View::new(&s.inp[..bt * co], bt, co);
-                    sgemm(dout, w.t(), &mut s.out, ci, false); // dinp
+                    let w_t = View::new(&s.w[..ci * co], co, ci); // the model transposes once per step
+                    sgemm(dout, w_t, &mut s.out, ci, false); // dinp
                     sgemm(inp.t(), dout, &mut s.dw, co, true); // dweight
                 }
             }
@@ -145,6 +149,29 @@ pub fn matmul_ceiling(cfg: &ModelConfig, b: usize, n: usize, min_seconds: f64) -
         reps += 1;
     }
     flops * reps as f64 / t0.elapsed().as_secs_f64() / 1e9
+}
+
+/// GFLOP/s of register-only fused multiply-adds on every thread of the pool at once, for at least
+/// `min_seconds` (see [`crate::matmul::fma_chains`]); NaN where the CPU lacks AVX-512, whose
+/// kernel it bounds.
+pub fn fma_peak(min_seconds: f64) -> f64 {
+    const ITERS: usize = 1 << 20;
+    let threads = rayon::current_num_threads();
+    let t0 = Instant::now();
+    let mut rounds = 0usize;
+    while rounds == 0 || t0.elapsed().as_secs_f64() < min_seconds {
+        let sums: Option<Vec<f32>> = (0..threads)
+            .into_par_iter()
+            .map(|i| crate::matmul::fma_chains(ITERS, i as f32))
+            .collect();
+        match sums {
+            Some(s) => std::hint::black_box(s),
+            None => return f64::NAN,
+        };
+        rounds += 1;
+    }
+    let flops = (rounds * threads * ITERS) as f64 * crate::matmul::FMA_CHAIN_FLOPS;
+    flops / t0.elapsed().as_secs_f64() / 1e9
 }
 
 /// Times training steps of `cfg` at batch `b` and full length n_points, for at least `steps`
@@ -176,6 +203,7 @@ pub fn bench_train(preset: &str, cfg: &ModelConfig, b: usize, steps: usize, min_
     }
     let seconds = t0.elapsed().as_secs_f64();
     let ceiling = matmul_ceiling(cfg, b, n, (seconds / 4.0).clamp(0.5, 5.0));
+    let fma_peak = fma_peak(0.5);
     let flops = step_flops(cfg, b, n);
     let steps_per_s = done as f64 / seconds;
     let gflops = flops * steps_per_s / 1e9;
@@ -194,10 +222,97 @@ pub fn bench_train(preset: &str, cfg: &ModelConfig, b: usize, steps: usize, min_
         gflops,
         matmul_ceiling_gflops: ceiling,
         fraction_of_ceiling: gflops / ceiling,
+        fma_peak_gflops: fma_peak,
         peak_mib: peak_memory_bytes()
             .map(|x| x as f64 / (1024.0 * 1024.0))
             .unwrap_or(f64::NAN),
         first_loss,
         last_loss,
     }
+}
+
+/// One matmul shape of `iclab bench matmul`: GFLOP/s of the kernel [`sgemm`] uses and of
+/// matrixmultiply on it, measured alternately in the same run.
+#[derive(Clone, Debug, Serialize)]
+pub struct MatmulShapeReport {
+    pub name: String,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub kernel_gflops: f64,
+    pub matrixmultiply_gflops: f64,
+    /// Median over the rounds of kernel / matrixmultiply (each round times both back to back).
+    pub ratio: f64,
+}
+
+/// The single-threaded matmuls of one chunk of a `cfg` step at batch `b` (as the model cuts it):
+/// per linear layer the forward, the input gradient (weight pre-transposed, as the model does)
+/// and the weight gradient, then one head's attention products. Each is timed alternately on
+/// the kernel and on matrixmultiply, 5 rounds of `seconds_per_round` each.
+pub fn bench_matmul(cfg: &ModelConfig, b: usize, seconds_per_round: f64) -> Vec<MatmulShapeReport> {
+    let (c, t, hs) = (cfg.n_embd, 2 * cfg.n_points, cfg.n_embd / cfg.n_head);
+    let bt = chunk_rows(b) * t;
+    // (name, m, k, n, a transposed, b transposed)
+    let mut shapes: Vec<(String, usize, usize, usize, bool, bool)> = Vec::new();
+    for (layer, ci, co) in [
+        ("c_attn", c, 3 * c),
+        ("attn.c_proj", c, c),
+        ("c_fc", c, 4 * c),
+        ("mlp.c_proj", 4 * c, c),
+    ] {
+        shapes.push((format!("{layer} forward"), bt, ci, co, false, false));
+        shapes.push((format!("{layer} dinp"), bt, co, ci, false, false));
+        shapes.push((format!("{layer} dweight"), ci, bt, co, true, false));
+    }
+    shapes.push(("attention q k^T".into(), t, hs, t, false, true));
+    shapes.push(("attention att v".into(), t, t, hs, false, false));
+    let mut out = Vec::new();
+    for (name, m, k, n, a_t, b_t) in shapes {
+        let a_data: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 * 0.01 - 0.06).collect();
+        let b_data: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 * 0.01 - 0.05).collect();
+        let a = if a_t {
+            View::new(&a_data, k, m).t()
+        } else {
+            View::new(&a_data, m, k)
+        };
+        let bv = if b_t {
+            View::new(&b_data, n, k).t()
+        } else {
+            View::new(&b_data, k, n)
+        };
+        let mut cbuf = vec![0.0f32; m * n];
+        let flops = 2.0 * (m * k * n) as f64;
+        let mut time = |f: &dyn Fn(&mut [f32])| {
+            f(&mut cbuf);
+            let t0 = Instant::now();
+            let mut reps = 0usize;
+            while reps < 2 || t0.elapsed().as_secs_f64() < seconds_per_round {
+                f(&mut cbuf);
+                reps += 1;
+            }
+            flops * reps as f64 / t0.elapsed().as_secs_f64() / 1e9
+        };
+        let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let g1 = time(&|c| sgemm(a, bv, c, n, true));
+            let g2 = time(&|c| crate::matmul::sgemm_matrixmultiply(a, bv, c, n, true));
+            ours.push(g1);
+            theirs.push(g2);
+            ratios.push(g1 / g2);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(|x, y| x.total_cmp(y));
+            v[v.len() / 2]
+        };
+        out.push(MatmulShapeReport {
+            name,
+            m,
+            k,
+            n,
+            kernel_gflops: median(&mut ours),
+            matrixmultiply_gflops: median(&mut theirs),
+            ratio: median(&mut ratios),
+        });
+    }
+    out
 }

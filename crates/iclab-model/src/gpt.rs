@@ -178,6 +178,30 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// pt[w] = the transpose of p[w] for each block's four weights ([in, out] -> [out, in], at the
+    /// same offset); other entries of pt are left as they are. The backward pass reads
+    /// weight^T for every chunk's input gradient.
+    fn transpose_weights(&self, cfg: &ModelConfig, p: &[f32], pt: &mut [f32]) {
+        let c = cfg.n_embd;
+        for o in &self.layers {
+            for (off, rows, cols) in [
+                (o.c_attn_w, c, 3 * c),
+                (o.attn_proj_w, c, c),
+                (o.c_fc_w, c, 4 * c),
+                (o.mlp_proj_w, 4 * c, c),
+            ] {
+                let (w, wt) = (&p[off..][..rows * cols], &mut pt[off..][..rows * cols]);
+                for (i, row) in w.chunks_exact(cols).enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        wt[j * rows + i] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Rows per chunk for a batch of `b` prompts: at most `MAX_CHUNKS` chunks, at least `MIN_ROWS`
 /// rows each. Depends on `b` only, so the arithmetic is the same for every thread count.
 pub(crate) fn chunk_rows(b: usize) -> usize {
@@ -400,7 +424,9 @@ impl Chunk {
     }
 
     /// The whole backward pass of this chunk, from self.dpreds into self.grads (overwritten).
-    fn backward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32]) {
+    /// `pt` holds every block weight transposed, at the weight's own offset (see
+    /// [`Layout::transpose_weights`]).
+    fn backward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32], pt: &[f32]) {
         let _ftz = crate::simd::FlushSubnormals::new();
         let (b, n, d, c, nh) = (self.rows, self.n, cfg.d, cfg.n_embd, cfg.n_head);
         let t = 2 * n;
@@ -463,14 +489,14 @@ impl Chunk {
                 gb,
                 dres,
                 fch_gelu,
-                &p[o.mlp_proj_w..][..4 * c * c],
+                &pt[o.mlp_proj_w..][..4 * c * c],
                 bt,
                 4 * c,
                 c,
             );
             gelu_backward_inplace(dfch, fch);
             let (gw, gb) = wb(g, o.c_fc_w, c * 4 * c, 4 * c);
-            matmul_backward(dbuf, gw, gb, dfch, ln2, &p[o.c_fc_w..][..c * 4 * c], bt, c, 4 * c);
+            matmul_backward(dbuf, gw, gb, dfch, ln2, &pt[o.c_fc_w..][..c * 4 * c], bt, c, 4 * c);
             let (gw, gb) = wb(g, o.ln_2_w, c, c);
             layernorm_backward(
                 dres,
@@ -486,10 +512,10 @@ impl Chunk {
             );
             // res_mid = res_in + atty @ W_attn_proj + b.
             let (gw, gb) = wb(g, o.attn_proj_w, c * c, c);
-            matmul_backward(dbuf, gw, gb, dres, atty, &p[o.attn_proj_w..][..c * c], bt, c, c);
+            matmul_backward(dbuf, gw, gb, dres, atty, &pt[o.attn_proj_w..][..c * c], bt, c, c);
             attention_backward(dqkv, dbuf, qkv, att, b, t, c, nh);
             let (gw, gb) = wb(g, o.c_attn_w, c * 3 * c, 3 * c);
-            matmul_backward(dbuf, gw, gb, dqkv, ln1, &p[o.c_attn_w..][..c * 3 * c], bt, c, 3 * c);
+            matmul_backward(dbuf, gw, gb, dqkv, ln1, &pt[o.c_attn_w..][..c * 3 * c], bt, c, 3 * c);
             let (gw, gb) = wb(g, o.ln_1_w, c, c);
             layernorm_backward(
                 dres,
@@ -524,6 +550,8 @@ pub struct Gpt {
     pub params: Vec<f32>,
     /// Gradient of the last [`Gpt::forward_loss`], same layout as `params`.
     pub grads: Vec<f32>,
+    /// Scratch for the block weights transposed, refreshed by every backward pass.
+    params_t: Vec<f32>,
     layout: Layout,
     chunks: Vec<Chunk>,
     preds: Vec<f32>,
@@ -586,6 +614,7 @@ impl Gpt {
             config,
             params,
             grads,
+            params_t: Vec::new(),
             layout,
             chunks: Vec::new(),
             preds: Vec::new(),
@@ -676,9 +705,12 @@ impl Gpt {
         let (b, _n) = self.loss_pass.expect("Gpt::backward needs a preceding forward_loss");
         let n_chunks = b.div_ceil(chunk_rows(b));
         let (cfg, lay, p) = (&self.config, &self.layout, &self.params[..]);
+        self.params_t.resize(p.len(), 0.0);
+        lay.transpose_weights(cfg, p, &mut self.params_t);
+        let pt = &self.params_t[..];
         self.chunks[..n_chunks]
             .par_iter_mut()
-            .for_each(|ch| ch.backward(cfg, lay, p));
+            .for_each(|ch| ch.backward(cfg, lay, p, pt));
         // Sum the chunk gradients in chunk order; the split over parameters is fixed.
         let chunks = &self.chunks[..n_chunks];
         const SPAN: usize = 1 << 14;

@@ -194,19 +194,21 @@ pub fn matmul_forward(
 
 /// Backward of [`matmul_forward`]: dinp [bt, c] = dout @ weight^T (overwritten), dweight [c, oc] +=
 /// inp^T @ dout, dbias [oc] += column sums of dout [bt, oc]. The residual's gradient is dout itself.
+/// `weight_t` is the weight transposed, [oc, c] row-major: the model transposes each weight once
+/// per step (see `Gpt::backward`) instead of once per chunk inside the kernel.
 pub fn matmul_backward(
     dinp: &mut [f32],
     dweight: &mut [f32],
     dbias: &mut [f32],
     dout: &[f32],
     inp: &[f32],
-    weight: &[f32],
+    weight_t: &[f32],
     bt: usize,
     c: usize,
     oc: usize,
 ) {
     let dout_v = View::new(dout, bt, oc);
-    sgemm(dout_v, View::new(weight, c, oc).t(), dinp, c, false);
+    sgemm(dout_v, View::new(weight_t, oc, c), dinp, c, false);
     sgemm(View::new(inp, bt, c).t(), dout_v, dweight, oc, true);
     column_sums(dbias, &dout[..bt * oc], oc);
 }

@@ -3,7 +3,8 @@
 //! All matrices are row-major f32 slices described by (row stride, column stride), so transposed
 //! operands cost nothing. The kernel is single-threaded on purpose: the model parallelises over
 //! fixed chunks of the batch (see `gpt.rs`), which keeps every sum in a fixed order whatever the
-//! thread count. The kernel was chosen by measurement on the model's shapes (see `bench.rs`).
+//! thread count. On CPUs with AVX-512 it is the kernel below, written for the model's shapes; elsewhere
+//! it is matrixmultiply's (which packs both operands on every call).
 
 /// A strided read-only view of a row-major matrix.
 #[derive(Clone, Copy)]
@@ -46,6 +47,13 @@ impl<'a> View<'a> {
     }
 }
 
+/// Above this many multiply-adds a product goes to matrixmultiply even on AVX-512 CPUs: packing
+/// both operands pays for itself there. Measured with `iclab bench matmul` (GFLOP/s, the kernel
+/// below over matrixmultiply): 1.0-1.4x on every tiny and small matmul (attention 1.2-2.9x);
+/// at standard size ~1.0x up to 2.6e8 multiply-adds (the 768-wide c_attn) and 0.80-0.88x at 3.4e8
+/// (the 1024-wide c_fc and mlp.c_proj products).
+const UNPACKED_MAX_MACS: usize = 300_000_000;
+
 /// c[m, n] = a[m, k] @ b[k, n] (+ c[m, n] when `accumulate`), c contiguous with row stride `ldc`.
 pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
@@ -64,6 +72,25 @@ pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
         }
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == 3 && m * k * n <= UNPACKED_MAX_MACS {
+        avx512::sgemm(a, b, c, ldc, accumulate);
+        return;
+    }
+    sgemm_matrixmultiply(a, b, c, ldc, accumulate);
+}
+
+/// [`sgemm`] through matrixmultiply whatever the CPU: the kernel on CPUs without AVX-512, and the
+/// reference `iclab bench matmul` measures the AVX-512 kernel against.
+pub fn sgemm_matrixmultiply(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "inner dimensions of a matmul differ");
+    a.check();
+    b.check();
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ldc >= n && (m - 1) * ldc + n <= c.len(), "matmul output out of bounds");
     let beta = if accumulate { 1.0 } else { 0.0 };
     // SAFETY: the bounds of all three matrices were checked above.
     unsafe {
@@ -83,5 +110,352 @@ pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
             ldc as isize,
             1,
         );
+    }
+}
+
+/// Flops of one round of [`fma_chains`].
+pub const FMA_CHAIN_FLOPS: f64 = 12.0 * 16.0 * 2.0;
+
+/// `iters` rounds of 12 independent 16-lane fused multiply-adds on registers (enough chains to
+/// cover the FMA latency on two ports): the arithmetic peak that bounds the kernel below, for
+/// `iclab bench train`. None where the kernel is not AVX-512's.
+pub fn fma_chains(iters: usize, seed: f32) -> Option<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == 3 {
+        // SAFETY: level 3 means AVX-512F.
+        return Some(unsafe { avx512::fma_chains(iters, seed) });
+    }
+    let _ = (iters, seed);
+    None
+}
+
+/// The AVX-512 kernel, written for the model's shapes: k is small (the width, 64 to 1,024) and one
+/// of m or the reduction is the batch's bt (thousands of rows). A general GEMM packs both operands
+/// into panels on every call; at k = 64 that packing was ~14% of a training step (perf, tiny
+/// preset). Here neither operand is packed when b's rows are contiguous (the forward and the
+/// weight gradient): each tile of c [MR, 32] stays in 16 registers for the whole reduction,
+/// reading a's entries by broadcast (any strides) and b's row segments with two (masked) loads.
+/// A b with strided rows (q k^T and dA = dO v^T in attention) is first transposed into a
+/// thread-local scratch, an O(k n) copy against O(m k n) work; the model hands the input
+/// gradient its weights already transposed, once per step.
+///
+/// Every c[i, j] is summed over p in order within blocks of KC, the blocks added to c in order,
+/// so the result depends on neither the row tiling nor the thread count.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::View;
+    use std::arch::x86_64::*;
+    use std::cell::RefCell;
+
+    /// Rows of c per tile: 12 rows x 2 vectors = 24 accumulators of the 32 registers, enough
+    /// independent FMAs to hide their latency, with 14 loads per 24 FMAs (8 rows: 10 per 16;
+    /// 12 rows measured 1.1-1.5x faster than 8 on the model's shapes).
+    const MR: usize = 12;
+    /// Columns of c per tile (two 16-lane vectors).
+    const NR: usize = 32;
+    /// The reduction runs in blocks of KC, so that b's [KC, 32] panel (32 KiB) stays in L1 while
+    /// every row tile of c passes over it. The weight gradient reduces over all bt rows: unblocked,
+    /// it ran at ~2/3 of the forward's GFLOP/s.
+    const KC: usize = 256;
+    /// Rows of a per block (a multiple of MR): [MC, KC] of a is at most 48 KiB.
+    const MC: usize = 48;
+    /// Columns of c per block (a multiple of NR): [KC, NC] of b is at most 256 KiB (L2).
+    const NC: usize = 256;
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fma_chains(iters: usize, seed: f32) -> f32 {
+        let mut acc = [_mm512_set1_ps(seed); 12];
+        let a = _mm512_set1_ps(std::hint::black_box(0.999_999));
+        let b = _mm512_set1_ps(std::hint::black_box(1e-7));
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
+    }
+
+    thread_local! {
+        static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
+        if b.cs == 1 {
+            // SAFETY: level 3 means AVX-512F; the caller checked all bounds.
+            unsafe { run(a, b.data.as_ptr(), b.rs, b.cols, c, ldc, accumulate) };
+            return;
+        }
+        // b [k, n] with strided rows (a transposed matrix): copy it to a contiguous [k, n].
+        let (k, n) = (b.rows, b.cols);
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.clear();
+            s.resize(k * n, 0.0);
+            // Column by column of b, so that the reads run along memory when b is a transpose
+            // (b.rs = 1); the scratch is written with stride n, which stays in cache.
+            for j in 0..n {
+                let src = &b.data[j * b.cs..];
+                for p in 0..k {
+                    // SAFETY: b.check() proved (k-1) rs + (n-1) cs < len, and j*cs + p*rs is
+                    // at most that; the scratch holds k * n.
+                    unsafe { *s.get_unchecked_mut(p * n + j) = *src.get_unchecked(p * b.rs) };
+                }
+            }
+            // SAFETY: as above; the scratch holds exactly [k, n].
+            unsafe { run(a, s.as_ptr(), n, n, c, ldc, accumulate) };
+        });
+    }
+
+    /// c [m, n] (+)= a [m, k] @ b [k, n], b at `bp` with row stride `rsb` and unit column stride.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(a: View, bp: *const f32, rsb: usize, n: usize, c: &mut [f32], ldc: usize, accumulate: bool) {
+        let (m, k) = (a.rows, a.cols);
+        let ap = a.data.as_ptr();
+        let cp = c.as_mut_ptr();
+        // GotoBLAS's loop order over blocks of [NC columns of c] x [KC of the reduction] x [MC
+        // rows of c], without its packing: the block of a stays near (L1/L2) while every
+        // 32-column panel of b passes, and each [KC, 32] panel of b stays in L1 while the block's
+        // row tiles pass over it.
+        let mut jb = 0;
+        while jb < n {
+            let j_end = (jb + NC).min(n);
+            let mut p0 = 0;
+            while p0 < k {
+                let kc = (k - p0).min(KC);
+                let mut ib = 0;
+                while ib < m {
+                    let i_end = (ib + MC).min(m);
+                    let mut j0 = jb;
+                    while j0 < j_end {
+                        let w = (j_end - j0).min(NR);
+                        let mask0: __mmask16 = if w >= 16 { 0xffff } else { (1u16 << w) - 1 };
+                        let mask1: __mmask16 = if w <= 16 {
+                            0
+                        } else if w == NR {
+                            0xffff
+                        } else {
+                            (1u16 << (w - 16)) - 1
+                        };
+                        let b0 = bp.add(p0 * rsb + j0);
+                        let mut i0 = ib;
+                        while i0 < i_end {
+                            let rows = (i_end - i0).min(MR);
+                            let t = Tile {
+                                k: kc,
+                                a: ap.add(i0 * a.rs + p0 * a.cs),
+                                rsa: a.rs,
+                                csa: a.cs,
+                                b: b0,
+                                rsb,
+                                c: cp.add(i0 * ldc + j0),
+                                ldc,
+                                mask0,
+                                mask1,
+                                accumulate: accumulate || p0 > 0,
+                            };
+                            match rows {
+                                12 => tile::<12>(&t),
+                                11 => tile::<11>(&t),
+                                10 => tile::<10>(&t),
+                                9 => tile::<9>(&t),
+                                8 => tile::<8>(&t),
+                                7 => tile::<7>(&t),
+                                6 => tile::<6>(&t),
+                                5 => tile::<5>(&t),
+                                4 => tile::<4>(&t),
+                                3 => tile::<3>(&t),
+                                2 => tile::<2>(&t),
+                                _ => tile::<1>(&t),
+                            }
+                            i0 += MR;
+                        }
+                        j0 += NR;
+                    }
+                    ib = i_end;
+                }
+                p0 += KC;
+            }
+            jb = j_end;
+        }
+    }
+
+    /// One tile's operands: a [R, k] at `a` (strides rsa, csa), b [k, <= 32] at `b` (row stride
+    /// rsb), c [R, <= 32] at `c`; `mask0`/`mask1` select the valid columns of each 16-lane half.
+    struct Tile {
+        k: usize,
+        a: *const f32,
+        rsa: usize,
+        csa: usize,
+        b: *const f32,
+        rsb: usize,
+        c: *mut f32,
+        ldc: usize,
+        mask0: __mmask16,
+        mask1: __mmask16,
+        accumulate: bool,
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const R: usize>(t: &Tile) {
+        let mut acc0 = [_mm512_setzero_ps(); R];
+        let mut acc1 = [_mm512_setzero_ps(); R];
+        let two = t.mask1 != 0;
+        for p in 0..t.k {
+            let brow = t.b.add(p * t.rsb);
+            let b0 = _mm512_maskz_loadu_ps(t.mask0, brow);
+            // wrapping_add: with mask1 = 0 the second half is not read and may lie past the end.
+            let b1 = if two {
+                _mm512_maskz_loadu_ps(t.mask1, brow.wrapping_add(16))
+            } else {
+                _mm512_setzero_ps()
+            };
+            let arow = t.a.add(p * t.csa);
+            for i in 0..R {
+                let ai = _mm512_set1_ps(*arow.add(i * t.rsa));
+                acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+                if two {
+                    acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+                }
+            }
+        }
+        for i in 0..R {
+            let crow = t.c.add(i * t.ldc);
+            let mut v0 = acc0[i];
+            if t.accumulate {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(t.mask0, crow));
+            }
+            _mm512_mask_storeu_ps(crow, t.mask0, v0);
+            if two {
+                let crow1 = crow.wrapping_add(16);
+                let mut v1 = acc1[i];
+                if t.accumulate {
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(t.mask1, crow1));
+                }
+                _mm512_mask_storeu_ps(crow1, t.mask1, v1);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// c = a @ b (+ c) in f64, straight from the definition.
+    fn reference(a: View, b: View, c: &[f32], ldc: usize, accumulate: bool) -> Vec<f64> {
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        let mut out = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = if accumulate { c[i * ldc + j] as f64 } else { 0.0 };
+                for p in 0..k {
+                    s += a.data[i * a.rs + p * a.cs] as f64 * b.data[p * b.rs + j * b.cs] as f64;
+                }
+                out[i * n + j] = s;
+            }
+        }
+        out
+    }
+
+    fn filled(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0) - 1.0)
+            .collect()
+    }
+
+    /// Every edge of the tiling (rows not a multiple of 12, columns not a multiple of 16 or 32,
+    /// k = 1, more than one block of rows, of the reduction and of columns), every layout of a
+    /// and b (plain, transposed, strided like a head's columns of qkv), overwrite and accumulate,
+    /// against the definition and against matrixmultiply.
+    #[test]
+    fn sgemm_matches_the_definition_on_every_tile_edge_and_layout() {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (8, 16, 32),
+            (9, 17, 33),
+            (13, 64, 48),
+            (40, 3, 17),
+            (22, 32, 22),
+            (50, 300, 40),
+            (5, 20, 260),
+            (64, 100, 65),
+        ] {
+            for a_t in [false, true] {
+                for b_t in [false, true] {
+                    for accumulate in [false, true] {
+                        // A strided layout: matrices embedded in wider rows (ld = cols + 3).
+                        let a_store = filled((m.max(k) + 1) * (m.max(k) + 3), 1);
+                        let b_store = filled((k.max(n) + 1) * (k.max(n) + 3), 2);
+                        let a = if a_t {
+                            View {
+                                data: &a_store,
+                                rows: k,
+                                cols: m,
+                                rs: m + 3,
+                                cs: 1,
+                            }
+                            .t()
+                        } else {
+                            View {
+                                data: &a_store,
+                                rows: m,
+                                cols: k,
+                                rs: k + 3,
+                                cs: 1,
+                            }
+                        };
+                        let b = if b_t {
+                            View {
+                                data: &b_store,
+                                rows: n,
+                                cols: k,
+                                rs: k + 3,
+                                cs: 1,
+                            }
+                            .t()
+                        } else {
+                            View {
+                                data: &b_store,
+                                rows: k,
+                                cols: n,
+                                rs: n + 3,
+                                cs: 1,
+                            }
+                        };
+                        let ldc = n + 2;
+                        let mut c = filled(m * ldc, 3);
+                        let want = reference(a, b, &c, ldc, accumulate);
+                        let guard = c.clone();
+                        let mut c_mm = c.clone();
+                        sgemm(a, b, &mut c, ldc, accumulate);
+                        // The fallback (the kernel on CPUs without AVX-512, and above
+                        // UNPACKED_MAX_MACS) on the same case.
+                        sgemm_matrixmultiply(a, b, &mut c_mm, ldc, accumulate);
+                        for (i, (x, y)) in c.iter().zip(&c_mm).enumerate() {
+                            assert!(
+                                (x - y).abs() <= 1e-5 * (1.0 + y.abs()) * k as f32,
+                                "kernel vs matrixmultiply at {i}: {x} vs {y}"
+                            );
+                        }
+                        for i in 0..m {
+                            for j in 0..ldc {
+                                let got = c[i * ldc + j];
+                                if j < n {
+                                    let w = want[i * n + j];
+                                    assert!(
+                                        (got as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()) * k as f64,
+                                        "{m}x{k}x{n} a_t={a_t} b_t={b_t} acc={accumulate} at ({i}, {j}): {got} vs {w}"
+                                    );
+                                } else {
+                                    assert_eq!(got, guard[i * ldc + j], "wrote outside c's columns at ({i}, {j})");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

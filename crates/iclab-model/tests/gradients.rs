@@ -156,7 +156,13 @@ fn matmul_backward_matches_finite_differences() {
         }
     }
     let (mut dinp, mut dw, mut db) = (vec![7.0; bt * c], vec![0.0; c * oc], vec![0.0; oc]);
-    matmul_backward(&mut dinp, &mut dw, &mut db, &g, &inp, &weight, bt, c, oc);
+    let mut weight_t = vec![0.0; oc * c]; // [oc, c]
+    for i in 0..c {
+        for o in 0..oc {
+            weight_t[o * c + i] = weight[i * oc + o];
+        }
+    }
+    matmul_backward(&mut dinp, &mut dw, &mut db, &g, &inp, &weight_t, bt, c, oc);
     let mut run = |inp: &[f32], weight: &[f32], bias: &[f32]| {
         matmul_forward(&mut out, inp, weight, bias, None, bt, c, oc);
         objective(&out, &g)

@@ -22,6 +22,22 @@ pub enum Bench {
     /// Training steps of the transformer (forward + backward + Adam, batch 64, full-length
     /// prompts): steps/s, tokens/s, GFLOP/s, the matmul ceiling measured in the same run, peak memory.
     Train(TrainBenchArgs),
+    /// The matmul kernel against matrixmultiply on each single-threaded matmul of one chunk of a
+    /// preset's step (forward, input and weight gradients, attention), timed alternately, plus the
+    /// register-only FMA peak: the measurement behind the kernel choice.
+    Matmul(MatmulBenchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct MatmulBenchArgs {
+    /// Model size whose shapes to time: tiny, small or standard.
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Seconds per round and kernel (5 rounds per shape).
+    #[arg(long, default_value_t = 0.1)]
+    seconds: f64,
 }
 
 #[derive(clap::Args)]
@@ -63,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.what {
         Bench::Baselines(a) => run_baselines(a),
         Bench::Train(a) => run_train(a),
+        Bench::Matmul(a) => run_matmul(a),
     }
 }
 
@@ -148,6 +165,42 @@ fn run_baselines(a: BaselinesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_matmul(a: MatmulBenchArgs) -> anyhow::Result<()> {
+    let cfg = iclab_model::ModelConfig::preset(&a.preset)?;
+    if a.batch < 1 {
+        anyhow::bail!(iclab_core::ConfigError::new("batch", a.batch, "an integer >= 1"));
+    }
+    if !(a.seconds > 0.0 && a.seconds <= 60.0) {
+        anyhow::bail!(iclab_core::ConfigError::new(
+            "seconds",
+            a.seconds,
+            "a number in (0, 60]"
+        ));
+    }
+    let rows = iclab_model::bench::bench_matmul(&cfg, a.batch, a.seconds);
+    let peak = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()?
+        .install(|| iclab_model::bench::fma_peak(0.5));
+    println!(
+        "matmul bench: preset {} (batch {}, one chunk, 1 thread); GFLOP/s, medians of 5 alternating rounds",
+        a.preset, a.batch
+    );
+    println!(
+        "{:<22} {:>16} {:>10} {:>16} {:>8}",
+        "matmul", "m x k x n", "kernel", "matrixmultiply", "ratio"
+    );
+    for r in &rows {
+        let shape = format!("{}x{}x{}", r.m, r.k, r.n);
+        println!(
+            "{:<22} {:>16} {:>10.1} {:>16.1} {:>8.2}",
+            r.name, shape, r.kernel_gflops, r.matrixmultiply_gflops, r.ratio
+        );
+    }
+    println!("register-only FMA peak, 1 thread: {peak:.1} GFLOP/s (NaN: no AVX-512, the kernel is matrixmultiply's)");
+    Ok(())
+}
+
 fn run_train(a: TrainBenchArgs) -> anyhow::Result<()> {
     let cfg = iclab_model::ModelConfig::preset(&a.preset)?;
     if a.batch < 1 {
@@ -177,6 +230,12 @@ fn run_train(a: TrainBenchArgs) -> anyhow::Result<()> {
         r.matmul_ceiling_gflops
     );
     println!("  of ceiling       {:10.1} %", 100.0 * r.fraction_of_ceiling);
+    println!(
+        "  FMA peak         {:10.1}   GFLOP/s (register-only multiply-adds on {} threads; ceiling {:.0}% of it)",
+        r.fma_peak_gflops,
+        r.threads,
+        100.0 * r.matmul_ceiling_gflops / r.fma_peak_gflops
+    );
     println!("  peak memory      {:10.1}   MiB (VmHWM)", r.peak_mib);
     println!("  loss             {:10.4} -> {:.4}", r.first_loss, r.last_loss);
     Ok(())
