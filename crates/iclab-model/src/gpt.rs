@@ -176,9 +176,7 @@ impl Layout {
             tensors,
         }
     }
-}
 
-impl Layout {
     /// pt[w] = the transpose of p[w] for each block's four weights ([in, out] -> [out, in], at the
     /// same offset); other entries of pt are left as they are. The backward pass reads
     /// weight^T for every chunk's input gradient.
