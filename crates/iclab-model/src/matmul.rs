@@ -54,16 +54,25 @@ impl<'a> View<'a> {
 /// (the 1024-wide c_fc and mlp.c_proj products).
 const UNPACKED_MAX_MACS: usize = 300_000_000;
 
-/// c[m, n] = a[m, k] @ b[k, n] (+ c[m, n] when `accumulate`), c contiguous with row stride `ldc`.
-pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
+/// (m, k, n) of c = a @ b after checking that the shapes agree and every view lies inside its
+/// slice (panics otherwise); None when c is empty.
+fn check_operands(a: View, b: View, c: &[f32], ldc: usize) -> Option<(usize, usize, usize)> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions of a matmul differ");
     a.check();
     b.check();
     if m == 0 || n == 0 {
-        return;
+        return None;
     }
     assert!(ldc >= n && (m - 1) * ldc + n <= c.len(), "matmul output out of bounds");
+    Some((m, k, n))
+}
+
+/// c[m, n] = a[m, k] @ b[k, n] (+ c[m, n] when `accumulate`), c contiguous with row stride `ldc`.
+pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
+    let Some((m, k, n)) = check_operands(a, b, c, ldc) else {
+        return;
+    };
     if k == 0 {
         if !accumulate {
             for row in c.chunks_mut(ldc).take(m) {
@@ -83,14 +92,9 @@ pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
 /// [`sgemm`] through matrixmultiply whatever the CPU: the kernel on CPUs without AVX-512, and the
 /// reference `iclab bench matmul` measures the AVX-512 kernel against.
 pub fn sgemm_matrixmultiply(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "inner dimensions of a matmul differ");
-    a.check();
-    b.check();
-    if m == 0 || n == 0 {
+    let Some((m, k, n)) = check_operands(a, b, c, ldc) else {
         return;
-    }
-    assert!(ldc >= n && (m - 1) * ldc + n <= c.len(), "matmul output out of bounds");
+    };
     let beta = if accumulate { 1.0 } else { 0.0 };
     // SAFETY: the bounds of all three matrices were checked above.
     unsafe {
