@@ -46,15 +46,18 @@ pub struct BenchReport {
     pub last_loss: f32,
 }
 
-/// FLOPs of one training step (forward + backward = 3 x forward) counting the matmuls
+/// FLOPs one training step executes (forward + backward = 3 x forward), counting the matmuls
 /// (24 b t C^2 per layer: c_attn 3C^2, attn c_proj C^2, c_fc 4C^2, mlp c_proj 4C^2, 2 flops per
-/// multiply-add) and causal attention (q.k and att.v over the t(t+1)/2 visible pairs).
+/// multiply-add) and causal attention (q.k and att.v over the t(t+1)/2 visible pairs). The last
+/// block runs its attention projection and MLP (9C^2 of its 12C^2) on the n x-tokens only, and the
+/// read-out reads n rows (see `Chunk::forward`): that work is counted once per x-token, so that
+/// GFLOP/s measures the arithmetic done, not the arithmetic a full-sequence model would do.
 pub fn step_flops(cfg: &ModelConfig, b: usize, n: usize) -> f64 {
-    let (t, c, l) = ((2 * n) as f64, cfg.n_embd as f64, cfg.n_layer as f64);
-    let b = b as f64;
-    let matmul = 24.0 * b * t * c * c * l;
+    let (n, c, l) = (n as f64, cfg.n_embd as f64, cfg.n_layer as f64);
+    let (b, t) = (b as f64, 2.0 * n);
+    let matmul = 24.0 * b * t * c * c * l - 18.0 * b * n * c * c;
     let attention = 2.0 * b * c * t * (t + 1.0) * l;
-    let readin_out = 2.0 * b * t * c * (cfg.d as f64 + 1.0);
+    let readin_out = 2.0 * b * c * (t * cfg.d as f64 + n);
     3.0 * (matmul + attention + readin_out)
 }
 

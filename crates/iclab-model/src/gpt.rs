@@ -231,9 +231,10 @@ struct Chunk {
     ln2_rstd: Vec<f32>,  // [L, bt]
     fch: Vec<f32>,       // [L, bt, 4c]
     fch_gelu: Vec<f32>,  // [L, bt, 4c]
-    lnf: Vec<f32>,       // [bt, c]
-    lnf_mean: Vec<f32>,  // [bt]
-    lnf_rstd: Vec<f32>,  // [bt]
+    x_resid: Vec<f32>,   // [rows * n, c]: the last block's input at the x-tokens
+    lnf: Vec<f32>,       // [rows * n, c]: x-tokens only, like everything after the last attention
+    lnf_mean: Vec<f32>,  // [rows * n]
+    lnf_rstd: Vec<f32>,  // [rows * n]
     preds: Vec<f32>,     // [rows, n]
     dpreds: Vec<f32>,    // [rows, n]
     dresidual: Vec<f32>, // [bt, c]
@@ -270,9 +271,10 @@ impl Chunk {
                 ln2_rstd: vec![0.0; l * bt],
                 fch: vec![0.0; l * bt * 4 * c],
                 fch_gelu: vec![0.0; l * bt * 4 * c],
-                lnf: vec![0.0; bt * c],
-                lnf_mean: vec![0.0; bt],
-                lnf_rstd: vec![0.0; bt],
+                x_resid: vec![0.0; bt / 2 * c],
+                lnf: vec![0.0; bt / 2 * c],
+                lnf_mean: vec![0.0; bt / 2],
+                lnf_rstd: vec![0.0; bt / 2],
                 preds: vec![0.0; rows * (t / 2)],
                 dpreds: vec![0.0; rows * (t / 2)],
                 ..Chunk::default()
@@ -330,11 +332,6 @@ impl Chunk {
             let qkv = &mut self.qkv[l * bc3..][..bc3];
             let att = &mut self.att[l * att_len..][..att_len];
             let atty = &mut self.atty[l * bc..][..bc];
-            let ln2 = &mut self.ln2[l * bc..][..bc];
-            let ln2_mean = &mut self.ln2_mean[l * bt..][..bt];
-            let ln2_rstd = &mut self.ln2_rstd[l * bt..][..bt];
-            let fch = &mut self.fch[l * bc4..][..bc4];
-            let fch_gelu = &mut self.fch_gelu[l * bc4..][..bc4];
 
             layernorm_forward(
                 ln1,
@@ -357,13 +354,31 @@ impl Chunk {
                 3 * c,
             );
             attention_forward(atty, att, qkv, b, t, c, nh);
+            // Only the x-tokens' outputs of the last block reach the loss (SPEC.md: predictions
+            // are read out at the x-tokens, outputs at y-tokens are ignored). Its attention needs
+            // every token's keys and values, but from its output projection on it runs on the
+            // m = b * n x-token rows alone: a quarter of the model's work in 2 layers, 1/(4L) in L.
+            let (m, res_in) = if l + 1 == cfg.n_layer {
+                compact_x_rows(atty, b * n, c);
+                gather_x_rows(&mut self.x_resid, res_in, b * n, c);
+                (b * n, &self.x_resid[..b * n * c])
+            } else {
+                (bt, res_in)
+            };
+            let (mc, mc4) = (m * c, m * 4 * c);
+            let ln2 = &mut self.ln2[l * bc..][..mc];
+            let ln2_mean = &mut self.ln2_mean[l * bt..][..m];
+            let ln2_rstd = &mut self.ln2_rstd[l * bt..][..m];
+            let fch = &mut self.fch[l * bc4..][..mc4];
+            let fch_gelu = &mut self.fch_gelu[l * bc4..][..mc4];
+            let (res_mid, res_out) = (&mut res_mid[..mc], &mut res_out[..mc]);
             matmul_forward(
                 res_mid,
-                atty,
+                &atty[..mc],
                 &p[o.attn_proj_w..][..c * c],
                 &p[o.attn_proj_b..][..c],
                 Some(res_in),
-                bt,
+                m,
                 c,
                 c,
             );
@@ -374,7 +389,7 @@ impl Chunk {
                 res_mid,
                 &p[o.ln_2_w..][..c],
                 &p[o.ln_2_b..][..c],
-                bt,
+                m,
                 c,
             );
             matmul_forward(
@@ -383,7 +398,7 @@ impl Chunk {
                 &p[o.c_fc_w..][..c * 4 * c],
                 &p[o.c_fc_b..][..4 * c],
                 None,
-                bt,
+                m,
                 c,
                 4 * c,
             );
@@ -394,29 +409,29 @@ impl Chunk {
                 &p[o.mlp_proj_w..][..4 * c * c],
                 &p[o.mlp_proj_b..][..c],
                 Some(res_mid),
-                bt,
+                m,
                 4 * c,
                 c,
             );
         }
-        let l = cfg.n_layer;
+        // From here on, [b * n] x-token rows (see above).
+        let (l, bn) = (cfg.n_layer, b * n);
         layernorm_forward(
-            &mut self.lnf[..bc],
-            &mut self.lnf_mean[..bt],
-            &mut self.lnf_rstd[..bt],
-            &self.residual[2 * l * bc..][..bc],
+            &mut self.lnf[..bn * c],
+            &mut self.lnf_mean[..bn],
+            &mut self.lnf_rstd[..bn],
+            &self.residual[2 * l * bc..][..bn * c],
             &p[lay.ln_f_w..][..c],
             &p[lay.ln_f_b..][..c],
-            bt,
+            bn,
             c,
         );
         readout_forward(
-            &mut self.preds[..b * n],
-            &self.lnf,
+            &mut self.preds[..bn],
+            &self.lnf[..bn * c],
             &p[lay.read_out_w..][..c],
             p[lay.read_out_b],
-            b,
-            n,
+            bn,
             c,
         );
     }
@@ -437,21 +452,24 @@ impl Chunk {
         let dbuf = &mut self.dbuf[..bc];
         let dqkv = &mut self.dqkv[..bc3];
         let dfch = &mut self.dfch[..bc4];
+        // The read-out, the final LayerNorm and the last block down to its attention ran on the
+        // bn = b * n x-token rows only (see `forward`); their gradients are [bn, c] until the
+        // attention, where they are expanded back to every token (zero at the y-tokens).
+        let bn = b * n;
         {
             let (gw, gb) = g[lay.read_out_w..].split_at_mut(c);
             readout_backward(
                 dbuf,
                 gw,
                 &mut gb[..1],
-                &self.dpreds[..b * n],
+                &self.dpreds[..bn],
                 &self.lnf,
                 &p[lay.read_out_w..][..c],
-                b,
-                n,
+                bn,
                 c,
             );
         }
-        dres.fill(0.0);
+        dres[..bn * c].fill(0.0);
         {
             let (gw, gb) = g[lay.ln_f_w..].split_at_mut(c);
             let l = cfg.n_layer;
@@ -460,24 +478,28 @@ impl Chunk {
                 gw,
                 &mut gb[..c],
                 dbuf,
-                &self.residual[2 * l * bc..][..bc],
+                &self.residual[2 * l * bc..][..bn * c],
                 &p[lay.ln_f_w..][..c],
-                &self.lnf_mean[..bt],
-                &self.lnf_rstd[..bt],
-                bt,
+                &self.lnf_mean[..bn],
+                &self.lnf_rstd[..bn],
+                bn,
                 c,
             );
         }
         for (l, o) in lay.layers.iter().enumerate().rev() {
+            let last = l + 1 == cfg.n_layer;
+            let m = if last { bn } else { bt };
+            let (mc, mc4) = (m * c, m * 4 * c);
             let res_in = &self.residual[2 * l * bc..][..bc];
-            let res_mid = &self.residual[(2 * l + 1) * bc..][..bc];
+            let res_mid = &self.residual[(2 * l + 1) * bc..][..mc];
             let ln1 = &self.ln1[l * bc..][..bc];
             let qkv = &self.qkv[l * bc3..][..bc3];
             let att = &self.att[l * att_len..][..att_len];
-            let atty = &self.atty[l * bc..][..bc];
-            let ln2 = &self.ln2[l * bc..][..bc];
-            let fch = &self.fch[l * bc4..][..bc4];
-            let fch_gelu = &self.fch_gelu[l * bc4..][..bc4];
+            let atty = &self.atty[l * bc..][..mc];
+            let ln2 = &self.ln2[l * bc..][..mc];
+            let fch = &self.fch[l * bc4..][..mc4];
+            let fch_gelu = &self.fch_gelu[l * bc4..][..mc4];
+            let dfch = &mut dfch[..mc4];
 
             // residual_out = res_mid + fch_gelu @ W_proj + b: d res_mid = dres (pass-through).
             let (gw, gb) = wb(g, o.mlp_proj_w, 4 * c * c, c);
@@ -485,16 +507,16 @@ impl Chunk {
                 dfch,
                 gw,
                 gb,
-                dres,
+                &dres[..mc],
                 fch_gelu,
                 &pt[o.mlp_proj_w..][..4 * c * c],
-                bt,
+                m,
                 4 * c,
                 c,
             );
             gelu_backward_inplace(dfch, fch);
             let (gw, gb) = wb(g, o.c_fc_w, c * 4 * c, 4 * c);
-            matmul_backward(dbuf, gw, gb, dfch, ln2, &pt[o.c_fc_w..][..c * 4 * c], bt, c, 4 * c);
+            matmul_backward(dbuf, gw, gb, dfch, ln2, &pt[o.c_fc_w..][..c * 4 * c], m, c, 4 * c);
             let (gw, gb) = wb(g, o.ln_2_w, c, c);
             layernorm_backward(
                 dres,
@@ -503,14 +525,19 @@ impl Chunk {
                 dbuf,
                 res_mid,
                 &p[o.ln_2_w..][..c],
-                &self.ln2_mean[l * bt..][..bt],
-                &self.ln2_rstd[l * bt..][..bt],
-                bt,
+                &self.ln2_mean[l * bt..][..m],
+                &self.ln2_rstd[l * bt..][..m],
+                m,
                 c,
             );
             // res_mid = res_in + atty @ W_attn_proj + b.
             let (gw, gb) = wb(g, o.attn_proj_w, c * c, c);
-            matmul_backward(dbuf, gw, gb, dres, atty, &pt[o.attn_proj_w..][..c * c], bt, c, c);
+            matmul_backward(dbuf, gw, gb, &dres[..mc], atty, &pt[o.attn_proj_w..][..c * c], m, c, c);
+            if last {
+                // Back to every token: the y-tokens' outputs of this block had no gradient.
+                expand_x_rows(dbuf, bn, c);
+                expand_x_rows(dres, bn, c);
+            }
             attention_backward(dqkv, dbuf, qkv, att, b, t, c, nh);
             let (gw, gb) = wb(g, o.c_attn_w, c * 3 * c, 3 * c);
             matmul_backward(dbuf, gw, gb, dqkv, ln1, &pt[o.c_attn_w..][..c * 3 * c], bt, c, 3 * c);

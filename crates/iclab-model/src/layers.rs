@@ -398,19 +398,17 @@ pub fn residual_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
     }
 }
 
-/// Read-out at the x-tokens: preds [b, n] = lnf[b, 2i, :] . w [c] + bias (SPEC.md: the prediction
-/// for y_i is the read-out at the x_i token). lnf [b, 2n, c].
-pub fn readout_forward(preds: &mut [f32], lnf: &[f32], w: &[f32], bias: f32, b: usize, n: usize, c: usize) {
-    for bi in 0..b {
-        for i in 0..n {
-            let h = &lnf[(bi * 2 * n + 2 * i) * c..][..c];
-            preds[bi * n + i] = simd::dot(h, w) + bias;
-        }
+/// Read-out at the x-tokens: preds [rows] = lnf[r, :] . w [c] + bias, lnf [rows, c] holding the
+/// final LayerNorm at the x-tokens only (SPEC.md: the prediction for y_i is the read-out at the x_i
+/// token; the model's last block runs on the x-tokens alone, see `Chunk::forward`).
+pub fn readout_forward(preds: &mut [f32], lnf: &[f32], w: &[f32], bias: f32, rows: usize, c: usize) {
+    for (p, h) in preds[..rows].iter_mut().zip(lnf.chunks_exact(c)) {
+        *p = simd::dot(h, w) + bias;
     }
 }
 
-/// Backward of [`readout_forward`]: dlnf [b, 2n, c] (overwritten; zero at y-tokens), dw [c] +=,
-/// dbias [1] +=; dpreds [b, n].
+/// Backward of [`readout_forward`]: dlnf [rows, c] (overwritten), dw [c] +=, dbias [1] +=;
+/// dpreds [rows].
 pub fn readout_backward(
     dlnf: &mut [f32],
     dw: &mut [f32],
@@ -418,24 +416,46 @@ pub fn readout_backward(
     dpreds: &[f32],
     lnf: &[f32],
     w: &[f32],
-    b: usize,
-    n: usize,
+    rows: usize,
     c: usize,
 ) {
-    for bi in 0..b {
-        for i in 0..n {
-            let g = dpreds[bi * n + i];
-            let row = (bi * 2 * n + 2 * i) * c;
-            let h = &lnf[row..][..c];
-            for ch in 0..c {
-                dw[ch] += g * h[ch];
-            }
-            dbias[0] += g;
-            for (dl, &wc) in dlnf[row..][..c].iter_mut().zip(w) {
-                *dl = g * wc;
-            }
-            dlnf[row + c..][..c].fill(0.0);
+    let dw = &mut dw[..c];
+    for r in 0..rows {
+        let g = dpreds[r];
+        let h = &lnf[r * c..][..c];
+        for ch in 0..c {
+            dw[ch] += g * h[ch];
         }
+        dbias[0] += g;
+        for (dl, &wc) in dlnf[r * c..][..c].iter_mut().zip(w) {
+            *dl = g * wc;
+        }
+    }
+}
+
+/// Keeps the x-token rows of a token buffer in place: [b, 2n, c] -> [b * n, c], token 2i of
+/// prompt p (x_{i+1}) moving to row p * n + i. `bn` = b * n. Rows are moved in ascending order,
+/// so each is read before anything overwrites it (row r is written from row 2r >= r).
+pub fn compact_x_rows(buf: &mut [f32], bn: usize, c: usize) {
+    for r in 1..bn {
+        buf.copy_within(2 * r * c..(2 * r + 1) * c, r * c);
+    }
+}
+
+/// Inverse of [`compact_x_rows`] for gradients: [b * n, c] -> [b, 2n, c] in place, the y-token
+/// rows zero (they did not reach the output). Rows move in descending order, so each is read
+/// before anything overwrites it (row r is written into rows 2r and 2r + 1 > r).
+pub fn expand_x_rows(buf: &mut [f32], bn: usize, c: usize) {
+    for r in (0..bn).rev() {
+        buf.copy_within(r * c..(r + 1) * c, 2 * r * c);
+        buf[(2 * r + 1) * c..][..c].fill(0.0);
+    }
+}
+
+/// out [b * n, c] = the x-token rows of inp [b, 2n, c] (see [`compact_x_rows`]).
+pub fn gather_x_rows(out: &mut [f32], inp: &[f32], bn: usize, c: usize) {
+    for (r, o) in out[..bn * c].chunks_exact_mut(c).enumerate() {
+        o.copy_from_slice(&inp[2 * r * c..][..c]);
     }
 }
 

@@ -230,16 +230,16 @@ fn gelu_backward_matches_finite_differences() {
 
 #[test]
 fn readout_and_mse_backward_match_finite_differences() {
+    // lnf holds the x-token rows only: [b * n, c].
     let (b, n, c) = (3, 4, 6);
-    let t = 2 * n;
-    let lnf = randn(50, b * t * c, 1.0);
+    let lnf = randn(50, b * n * c, 1.0);
     let w = randn(51, c, 1.0);
     let bias = [0.3f32];
     let ys = randn(52, b * n, 1.0);
     let mut preds = vec![0.0; b * n];
     let mut dpreds = vec![0.0; b * n];
     let loss = |lnf: &[f32], w: &[f32], bias: f32, preds: &mut Vec<f32>, dpreds: &mut Vec<f32>| {
-        readout_forward(preds, lnf, w, bias, b, n, c);
+        readout_forward(preds, lnf, w, bias, b * n, c);
         mse_forward(dpreds, preds, &ys, b * n) / (b * n) as f64
     };
     let l0 = loss(&lnf, &w, bias[0], &mut preds, &mut dpreds);
@@ -250,8 +250,8 @@ fn readout_and_mse_backward_match_finite_differences() {
         .sum::<f64>()
         / (b * n) as f64;
     assert!((l0 - want).abs() < 1e-9);
-    let (mut dlnf, mut dw, mut db) = (vec![5.0; b * t * c], vec![0.0; c], vec![0.0; 1]);
-    readout_backward(&mut dlnf, &mut dw, &mut db, &dpreds, &lnf, &w, b, n, c);
+    let (mut dlnf, mut dw, mut db) = (vec![5.0; b * n * c], vec![0.0; c], vec![0.0; 1]);
+    readout_backward(&mut dlnf, &mut dw, &mut db, &dpreds, &lnf, &w, b * n, c);
     let (mut p2, mut d2) = (preds.clone(), dpreds.clone());
     let nl = numeric_grad(&mut lnf.clone(), |v| loss(v, &w, bias[0], &mut p2, &mut d2));
     assert_close("readout dlnf", &dlnf, &nl, 2e-3);
@@ -447,4 +447,27 @@ fn configs_are_validated() {
         (9_000_000..10_000_000).contains(&p),
         "standard preset has {p} parameters (SPEC.md: ~9.5 M)"
     );
+}
+
+#[test]
+fn x_rows_compact_expand_and_gather_move_the_right_rows() {
+    // [b = 2, t = 2n = 6, c = 3], element (row, ch) = 10 row + ch.
+    let (bn, c) = (6, 3);
+    let tokens: Vec<f32> = (0..2 * bn)
+        .flat_map(|r| (0..c).map(move |ch| (10 * r + ch) as f32))
+        .collect();
+    let want_x: Vec<f32> = (0..bn)
+        .flat_map(|r| (0..c).map(move |ch| (20 * r + ch) as f32))
+        .collect();
+    let mut gathered = vec![-1.0; bn * c];
+    gather_x_rows(&mut gathered, &tokens, bn, c);
+    assert_eq!(gathered, want_x);
+    let mut buf = tokens.clone();
+    compact_x_rows(&mut buf, bn, c);
+    assert_eq!(&buf[..bn * c], &want_x[..]);
+    expand_x_rows(&mut buf, bn, c);
+    let want_expanded: Vec<f32> = (0..2 * bn)
+        .flat_map(|r| (0..c).map(move |ch| if r % 2 == 0 { (10 * r + ch) as f32 } else { 0.0 }))
+        .collect();
+    assert_eq!(buf, want_expanded);
 }
