@@ -47,12 +47,13 @@ impl<'a> View<'a> {
     }
 }
 
-/// Above this many multiply-adds a product goes to matrixmultiply even on AVX-512 CPUs: packing
-/// both operands pays for itself there. Measured with `iclab bench matmul` (GFLOP/s, the kernel
-/// below over matrixmultiply): 1.0-1.4x on every tiny and small matmul (attention 1.2-2.9x);
-/// at standard size ~1.0x up to 2.6e8 multiply-adds (the 768-wide c_attn) and 0.80-0.88x at 3.4e8
-/// (the 1024-wide c_fc and mlp.c_proj products).
-const UNPACKED_MAX_MACS: usize = 300_000_000;
+/// Above this many multiply-adds a product goes to matrixmultiply even on AVX-512 CPUs: the
+/// largest products of the presets (standard's 1,024-wide c_fc and mlp.c_proj, 3.4e8 at batch 64)
+/// are the largest the kernel was measured on. `iclab bench matmul` (GFLOP/s, the kernel over
+/// matrixmultiply, 1 thread): 1.0-1.4x on every tiny and small matmul, attention 1.2-2.9x, and
+/// 1.0-1.25x on every standard one once b's blocks are packed where its rows lie 2 KiB or more
+/// apart (unpacked, the 1,024-wide products had measured 0.80-0.88x).
+const KERNEL_MAX_MACS: usize = 400_000_000;
 
 /// (m, k, n) of c = a @ b after checking that the shapes agree and every view lies inside its
 /// slice (panics otherwise); None when c is empty.
@@ -82,7 +83,7 @@ pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::level() == 3 && m * k * n <= UNPACKED_MAX_MACS {
+    if crate::simd::level() == 3 && m * k * n <= KERNEL_MAX_MACS {
         avx512::sgemm(a, b, c, ldc, accumulate);
         return;
     }
@@ -138,8 +139,8 @@ pub fn fma_chains(iters: usize, seed: f32) -> Option<f32> {
 /// The AVX-512 kernel, written for the model's shapes: k is small (the width, 64 to 1,024) and one
 /// of m or the reduction is the batch's bt (thousands of rows). A general GEMM packs both operands
 /// into panels on every call; at k = 64 that packing was ~14% of a training step (perf, tiny
-/// preset). Here neither operand is packed when b's rows are contiguous (the forward and the
-/// weight gradient): each tile of c [MR, 32] stays in 16 registers for the whole reduction,
+/// preset). Here a is never packed, and b only where its rows lie 2 KiB or more apart (see
+/// `PACK_B_MIN_STRIDE`): each tile of c [MR, 32] stays in registers for the whole reduction,
 /// reading a's entries by broadcast (any strides) and b's row segments with two (masked) loads.
 /// A b with strided rows (q k^T and dA = dO v^T in attention) is first transposed into a
 /// thread-local scratch, an O(k n) copy against O(m k n) work; the model hands the input
@@ -182,8 +183,18 @@ mod avx512 {
         acc.iter().map(|&v| _mm512_reduce_add_ps(v)).sum()
     }
 
+    /// From this many rows of c on, each [KC, NC] block of b is first copied into contiguous
+    /// [KC, 32] panels (`pack_b`): read in place, a panel's rows lie `rsb` apart, and at the
+    /// standard size's 1,024-wide products (rsb * 4 bytes = 4 KiB) all of them fall into the same
+    /// few L1 sets. Every row tile reads the packed block, so the copy is paid once per
+    /// m / 12 tiles.
+    const PACK_B_MIN_ROWS: usize = 256;
+    /// ... and when b's rows lie at least this many floats (2 KiB) apart.
+    const PACK_B_MIN_STRIDE: usize = 512;
+
     thread_local! {
         static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+        static PACKED_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
 
     pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
@@ -221,49 +232,81 @@ mod avx512 {
         let (m, k) = (a.rows, a.cols);
         let ap = a.data.as_ptr();
         let cp = c.as_mut_ptr();
-        // GotoBLAS's loop order over blocks of [NC columns of c] x [KC of the reduction] x [MC
-        // rows of c], without its packing: the block of a stays near (L1/L2) while every
-        // 32-column panel of b passes, and each [KC, 32] panel of b stays in L1 while the block's
-        // row tiles pass over it.
-        let mut jb = 0;
-        while jb < n {
-            let j_end = (jb + NC).min(n);
-            let mut p0 = 0;
-            while p0 < k {
-                let kc = (k - p0).min(KC);
-                let mut ib = 0;
-                while ib < m {
-                    let i_end = (ib + MC).min(m);
-                    let mut j0 = jb;
-                    while j0 < j_end {
-                        let (mask0, mask1) = column_masks((j_end - j0).min(NR));
-                        let b0 = bp.add(p0 * rsb + j0);
-                        let mut i0 = ib;
-                        while i0 < i_end {
-                            let rows = (i_end - i0).min(MR);
-                            let t = Tile {
-                                k: kc,
-                                a: ap.add(i0 * a.rs + p0 * a.cs),
-                                rsa: a.rs,
-                                csa: a.cs,
-                                b: b0,
-                                rsb,
-                                c: cp.add(i0 * ldc + j0),
-                                ldc,
-                                mask0,
-                                mask1,
-                                accumulate: accumulate || p0 > 0,
-                            };
-                            tile_rows(rows, &t);
-                            i0 += MR;
-                        }
-                        j0 += NR;
-                    }
-                    ib = i_end;
-                }
-                p0 += KC;
+        let pack = m >= PACK_B_MIN_ROWS && rsb >= PACK_B_MIN_STRIDE;
+        PACKED_B.with(|packed| {
+            let mut packed = packed.borrow_mut();
+            if pack && packed.len() < KC * NC {
+                packed.resize(KC * NC, 0.0);
             }
-            jb = j_end;
+            // GotoBLAS's loop order over blocks of [NC columns of c] x [KC of the reduction] x
+            // [MC rows of c]: the block of a stays near (L1/L2) while every 32-column panel of b
+            // passes, and each [KC, 32] panel of b stays in L1 while the block's row tiles pass
+            // over it.
+            let mut jb = 0;
+            while jb < n {
+                let j_end = (jb + NC).min(n);
+                let mut p0 = 0;
+                while p0 < k {
+                    let kc = (k - p0).min(KC);
+                    if pack {
+                        pack_b(&mut packed, bp.add(p0 * rsb + jb), rsb, kc, j_end - jb);
+                    }
+                    let mut ib = 0;
+                    while ib < m {
+                        let i_end = (ib + MC).min(m);
+                        let mut j0 = jb;
+                        while j0 < j_end {
+                            let (mask0, mask1) = column_masks((j_end - j0).min(NR));
+                            let (b0, rsb0) = if pack {
+                                (packed.as_ptr().add((j0 - jb) * kc), NR)
+                            } else {
+                                (bp.add(p0 * rsb + j0), rsb)
+                            };
+                            let mut i0 = ib;
+                            while i0 < i_end {
+                                let rows = (i_end - i0).min(MR);
+                                let t = Tile {
+                                    k: kc,
+                                    a: ap.add(i0 * a.rs + p0 * a.cs),
+                                    rsa: a.rs,
+                                    csa: a.cs,
+                                    b: b0,
+                                    rsb: rsb0,
+                                    c: cp.add(i0 * ldc + j0),
+                                    ldc,
+                                    mask0,
+                                    mask1,
+                                    accumulate: accumulate || p0 > 0,
+                                };
+                                tile_rows(rows, &t);
+                                i0 += MR;
+                            }
+                            j0 += NR;
+                        }
+                        ib = i_end;
+                    }
+                    p0 += KC;
+                }
+                jb = j_end;
+            }
+        });
+    }
+
+    /// Copies b's block [kc, w] (at `b`, row stride `rsb`) into `packed` as consecutive [kc, 32]
+    /// panels, one per 32 columns (the last one's columns past w are left as they were: the
+    /// tile's masked loads never read them). Only the layout changes: every sum runs in the same
+    /// order packed or not.
+    unsafe fn pack_b(packed: &mut [f32], b: *const f32, rsb: usize, kc: usize, w: usize) {
+        let mut j0 = 0;
+        while j0 < w {
+            let cols = (w - j0).min(NR);
+            let panel = &mut packed[j0 * kc..][..kc * NR];
+            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                // SAFETY: the caller's b covers [kc, w] with row stride rsb.
+                let src = std::slice::from_raw_parts(b.add(p * rsb + j0), cols);
+                dst[..cols].copy_from_slice(src);
+            }
+            j0 += NR;
         }
     }
 
@@ -401,6 +444,9 @@ mod tests {
             (50, 300, 40),
             (5, 20, 260),
             (64, 100, 65),
+            // b packed (m >= 256, b's rows >= 512 apart): several column and reduction blocks,
+            // a part-filled last panel.
+            (260, 300, 530),
         ] {
             for a_t in [false, true] {
                 for b_t in [false, true] {
@@ -451,7 +497,7 @@ mod tests {
                         let mut c_mm = c.clone();
                         sgemm(a, b, &mut c, ldc, accumulate);
                         // The fallback (the kernel on CPUs without AVX-512, and above
-                        // UNPACKED_MAX_MACS) on the same case.
+                        // KERNEL_MAX_MACS) on the same case.
                         sgemm_matrixmultiply(a, b, &mut c_mm, ldc, accumulate);
                         for (i, (x, y)) in c.iter().zip(&c_mm).enumerate() {
                             assert!(
