@@ -227,69 +227,87 @@ mod avx512 {
     }
 
     /// c [m, n] (+)= a [m, k] @ b [k, n], b at `bp` with row stride `rsb` and unit column stride.
+    /// Only products that pack b touch the packing buffer (attention's small products, called per
+    /// prompt and head, do not).
     #[target_feature(enable = "avx512f")]
     unsafe fn run(a: View, bp: *const f32, rsb: usize, n: usize, c: &mut [f32], ldc: usize, accumulate: bool) {
+        if a.rows >= PACK_B_MIN_ROWS && rsb >= PACK_B_MIN_STRIDE {
+            PACKED_B.with(|packed| {
+                let mut packed = packed.borrow_mut();
+                if packed.len() < KC * NC {
+                    packed.resize(KC * NC, 0.0);
+                }
+                blocks(a, bp, rsb, n, c, ldc, accumulate, Some(&mut packed));
+            });
+        } else {
+            blocks(a, bp, rsb, n, c, ldc, accumulate, None);
+        }
+    }
+
+    /// The loops of [`run`], b's blocks copied into `packed` ([KC * NC]) when given.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn blocks(
+        a: View,
+        bp: *const f32,
+        rsb: usize,
+        n: usize,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+        mut packed: Option<&mut [f32]>,
+    ) {
         let (m, k) = (a.rows, a.cols);
         let ap = a.data.as_ptr();
         let cp = c.as_mut_ptr();
-        let pack = m >= PACK_B_MIN_ROWS && rsb >= PACK_B_MIN_STRIDE;
-        PACKED_B.with(|packed| {
-            let mut packed = packed.borrow_mut();
-            if pack && packed.len() < KC * NC {
-                packed.resize(KC * NC, 0.0);
-            }
-            // GotoBLAS's loop order over blocks of [NC columns of c] x [KC of the reduction] x
-            // [MC rows of c]: the block of a stays near (L1/L2) while every 32-column panel of b
-            // passes, and each [KC, 32] panel of b stays in L1 while the block's row tiles pass
-            // over it.
-            let mut jb = 0;
-            while jb < n {
-                let j_end = (jb + NC).min(n);
-                let mut p0 = 0;
-                while p0 < k {
-                    let kc = (k - p0).min(KC);
-                    if pack {
-                        pack_b(&mut packed, bp.add(p0 * rsb + jb), rsb, kc, j_end - jb);
-                    }
-                    let mut ib = 0;
-                    while ib < m {
-                        let i_end = (ib + MC).min(m);
-                        let mut j0 = jb;
-                        while j0 < j_end {
-                            let (mask0, mask1) = column_masks((j_end - j0).min(NR));
-                            let (b0, rsb0) = if pack {
-                                (packed.as_ptr().add((j0 - jb) * kc), NR)
-                            } else {
-                                (bp.add(p0 * rsb + j0), rsb)
-                            };
-                            let mut i0 = ib;
-                            while i0 < i_end {
-                                let rows = (i_end - i0).min(MR);
-                                let t = Tile {
-                                    k: kc,
-                                    a: ap.add(i0 * a.rs + p0 * a.cs),
-                                    rsa: a.rs,
-                                    csa: a.cs,
-                                    b: b0,
-                                    rsb: rsb0,
-                                    c: cp.add(i0 * ldc + j0),
-                                    ldc,
-                                    mask0,
-                                    mask1,
-                                    accumulate: accumulate || p0 > 0,
-                                };
-                                tile_rows(rows, &t);
-                                i0 += MR;
-                            }
-                            j0 += NR;
-                        }
-                        ib = i_end;
-                    }
-                    p0 += KC;
+        // GotoBLAS's loop order over blocks of [NC columns of c] x [KC of the reduction] x [MC
+        // rows of c]: the block of a stays near (L1/L2) while every 32-column panel of b passes,
+        // and each [KC, 32] panel of b stays in L1 while the block's row tiles pass over it.
+        let mut jb = 0;
+        while jb < n {
+            let j_end = (jb + NC).min(n);
+            let mut p0 = 0;
+            while p0 < k {
+                let kc = (k - p0).min(KC);
+                if let Some(buf) = packed.as_deref_mut() {
+                    pack_b(buf, bp.add(p0 * rsb + jb), rsb, kc, j_end - jb);
                 }
-                jb = j_end;
+                let mut ib = 0;
+                while ib < m {
+                    let i_end = (ib + MC).min(m);
+                    let mut j0 = jb;
+                    while j0 < j_end {
+                        let (mask0, mask1) = column_masks((j_end - j0).min(NR));
+                        let (b0, rsb0) = match packed.as_deref() {
+                            Some(buf) => (buf.as_ptr().add((j0 - jb) * kc), NR),
+                            None => (bp.add(p0 * rsb + j0), rsb),
+                        };
+                        let mut i0 = ib;
+                        while i0 < i_end {
+                            let t = Tile {
+                                k: kc,
+                                a: ap.add(i0 * a.rs + p0 * a.cs),
+                                rsa: a.rs,
+                                csa: a.cs,
+                                b: b0,
+                                rsb: rsb0,
+                                c: cp.add(i0 * ldc + j0),
+                                ldc,
+                                mask0,
+                                mask1,
+                                accumulate: accumulate || p0 > 0,
+                            };
+                            tile_rows((i_end - i0).min(MR), &t);
+                            i0 += MR;
+                        }
+                        j0 += NR;
+                    }
+                    ib = i_end;
+                }
+                p0 += KC;
             }
-        });
+            jb = j_end;
+        }
     }
 
     /// Copies b's block [kc, w] (at `b`, row stride `rsb`) into `packed` as consecutive [kc, 32]
