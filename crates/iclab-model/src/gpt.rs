@@ -182,21 +182,43 @@ impl Layout {
     /// weight^T for every chunk's input gradient.
     fn transpose_weights(&self, cfg: &ModelConfig, p: &[f32], pt: &mut [f32]) {
         let c = cfg.n_embd;
-        for o in &self.layers {
-            for (off, rows, cols) in [
-                (o.c_attn_w, c, 3 * c),
-                (o.attn_proj_w, c, c),
-                (o.c_fc_w, c, 4 * c),
-                (o.mlp_proj_w, 4 * c, c),
-            ] {
-                let (w, wt) = (&p[off..][..rows * cols], &mut pt[off..][..rows * cols]);
-                for (i, row) in w.chunks_exact(cols).enumerate() {
-                    for (j, &v) in row.iter().enumerate() {
-                        wt[j * rows + i] = v;
+        let mut weights: Vec<(usize, usize, usize)> = self
+            .layers
+            .iter()
+            .flat_map(|o| {
+                [
+                    (o.c_attn_w, c, 3 * c),
+                    (o.attn_proj_w, c, c),
+                    (o.c_fc_w, c, 4 * c),
+                    (o.mlp_proj_w, 4 * c, c),
+                ]
+            })
+            .collect();
+        weights.sort_unstable();
+        // One disjoint slice of pt per weight, so that the transposes run in parallel: serial,
+        // they were the one single-threaded part of a step's backward pass.
+        let mut jobs = Vec::with_capacity(weights.len());
+        let (mut rest, mut at) = (pt, 0);
+        for &(off, rows, cols) in &weights {
+            let (_, tail) = rest.split_at_mut(off - at);
+            let (wt, tail) = tail.split_at_mut(rows * cols);
+            jobs.push((&p[off..][..rows * cols], wt, rows, cols));
+            (rest, at) = (tail, off + rows * cols);
+        }
+        jobs.into_par_iter().for_each(|(w, wt, rows, cols)| {
+            // In [32, 32] blocks, so that both the reads and the writes stay within a few
+            // cache lines at a time.
+            const B: usize = 32;
+            for i0 in (0..rows).step_by(B) {
+                for j0 in (0..cols).step_by(B) {
+                    for i in i0..(i0 + B).min(rows) {
+                        for j in j0..(j0 + B).min(cols) {
+                            wt[j * rows + i] = w[i * cols + j];
+                        }
                     }
                 }
             }
-        }
+        });
     }
 }
 
