@@ -352,6 +352,7 @@ mod avx512 {
     /// panels, one per 32 columns (the last one's columns past w are left as they were: the
     /// tile's masked loads never read them). Only the layout changes: every sum runs in the same
     /// order packed or not.
+    #[target_feature(enable = "avx512f")]
     unsafe fn pack_b(packed: &mut [f32], b: *const f32, rsb: usize, kc: usize, w: usize) {
         let mut j0 = 0;
         while j0 < w {
@@ -359,8 +360,15 @@ mod avx512 {
             let panel = &mut packed[j0 * kc..][..kc * NR];
             for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
                 // SAFETY: the caller's b covers [kc, w] with row stride rsb.
-                let src = std::slice::from_raw_parts(b.add(p * rsb + j0), cols);
-                dst[..cols].copy_from_slice(src);
+                let src = b.add(p * rsb + j0);
+                if cols == NR {
+                    // Two 16-lane moves: a 128-byte memcpy call per row cost more than the copy.
+                    let d = dst.as_mut_ptr();
+                    _mm512_storeu_ps(d, _mm512_loadu_ps(src));
+                    _mm512_storeu_ps(d.add(16), _mm512_loadu_ps(src.add(16)));
+                } else {
+                    dst[..cols].copy_from_slice(std::slice::from_raw_parts(src, cols));
+                }
             }
             j0 += NR;
         }
