@@ -205,20 +205,8 @@ impl Layout {
             jobs.push((&p[off..][..rows * cols], wt, rows, cols));
             (rest, at) = (tail, off + rows * cols);
         }
-        jobs.into_par_iter().for_each(|(w, wt, rows, cols)| {
-            // In [32, 32] blocks, so that both the reads and the writes stay within a few
-            // cache lines at a time.
-            const B: usize = 32;
-            for i0 in (0..rows).step_by(B) {
-                for j0 in (0..cols).step_by(B) {
-                    for i in i0..(i0 + B).min(rows) {
-                        for j in j0..(j0 + B).min(cols) {
-                            wt[j * rows + i] = w[i * cols + j];
-                        }
-                    }
-                }
-            }
-        });
+        jobs.into_par_iter()
+            .for_each(|(w, wt, rows, cols)| transpose_into(wt, w, rows, cols));
     }
 }
 

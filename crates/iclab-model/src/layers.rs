@@ -107,12 +107,24 @@ pub fn encoder_backward(
 /// m [rows, cols] -> m^T [cols, rows].
 fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut t = vec![0.0f32; rows * cols];
-    for r in 0..rows {
-        for k in 0..cols {
-            t[k * rows + r] = m[r * cols + k];
+    transpose_into(&mut t, m, rows, cols);
+    t
+}
+
+/// out [cols, rows] = m^T for m [rows, cols], in [32, 32] blocks so that both the reads and the
+/// writes stay within a few cache lines at a time.
+pub fn transpose_into(out: &mut [f32], m: &[f32], rows: usize, cols: usize) {
+    const B: usize = 32;
+    let (out, m) = (&mut out[..rows * cols], &m[..rows * cols]);
+    for i0 in (0..rows).step_by(B) {
+        for j0 in (0..cols).step_by(B) {
+            for i in i0..(i0 + B).min(rows) {
+                for j in j0..(j0 + B).min(cols) {
+                    out[j * rows + i] = m[i * cols + j];
+                }
+            }
         }
     }
-    t
 }
 
 multiversion! {
