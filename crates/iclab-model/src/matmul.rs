@@ -173,8 +173,9 @@ pub fn fma_chains(iters: usize, seed: f32) -> Option<f32> {
 /// of m or the reduction is the batch's bt (thousands of rows). A general GEMM packs both operands
 /// into panels on every call; at k = 64 that packing was ~14% of a training step (perf, tiny
 /// preset). Here a is never packed, and b only where its rows lie 2 KiB or more apart (see
-/// `PACK_B_MIN_STRIDE`): each tile of c [MR, 32] stays in registers for the whole reduction,
-/// reading a's entries by broadcast (any strides) and b's row segments with two (masked) loads.
+/// `PACK_B_MIN_STRIDE`): each tile of c ([6, 64], [12, 32] or [12, 16]) stays in registers for
+/// the whole reduction, reading a's entries by broadcast (any strides) and b's row segments with
+/// one (masked) load per 16 columns.
 /// A b with strided rows (q k^T and dA = dO v^T in attention) is first transposed into a
 /// thread-local scratch, an O(k n) copy against O(m k n) work; the model hands the input
 /// gradient its weights already transposed, once per step.
@@ -187,20 +188,43 @@ mod avx512 {
     use std::arch::x86_64::*;
     use std::cell::RefCell;
 
-    /// Rows of c per tile: 12 rows x 2 vectors = 24 accumulators of the 32 registers, enough
-    /// independent FMAs to hide their latency, with 14 loads per 24 FMAs (8 rows: 10 per 16).
-    /// Against matrixmultiply on the tiny and small shapes, 8-row tiles measured 0.88-1.26x and
-    /// 12-row tiles 1.1-1.6x (separate runs of the same benchmark).
-    const MR: usize = 12;
-    /// Columns of c per tile (two 16-lane vectors).
-    const NR: usize = 32;
-    /// The reduction runs in blocks of KC, so that b's [KC, 32] panel (32 KiB) stays in L1 while
-    /// every row tile of c passes over it. The weight gradient reduces over all bt rows: unblocked,
-    /// it ran at 31-34 GFLOP/s against 39-50 for the forward products in the same runs.
-    const KC: usize = 256;
-    /// Rows of a per block (a multiple of MR): [MC, KC] of a is at most 48 KiB.
+    /// Tile shapes, by the columns left in the block: [6, 64] (four 16-lane vectors per row) while
+    /// 64 remain, then [12, 32] (two), then [12, 16] (one). Both wide shapes hold 24 accumulators of
+    /// the 32 registers, enough independent FMAs to hide their latency; per step of the reduction
+    /// [6, 64] loads 4 + 6 values for its 24 FMAs and [12, 32] 2 + 12. Against matrixmultiply on
+    /// the tiny and small shapes, [8, 32] tiles measured 0.88-1.26x and [12, 32] 1.1-1.6x
+    /// (separate runs of the same benchmark). [6, 64] over [12, 32] on the products 64 or more
+    /// wide, timed alternately in one run (`iclab bench matmul`'s loop): 1.06-1.19x on every
+    /// linear layer's forward, input and weight gradient of tiny, small and standard; attention's
+    /// q k^T (82 wide at standard) 0.96-1.06x.
+    fn panel_width(cols_left: usize) -> usize {
+        if cols_left >= 64 {
+            64
+        } else if cols_left > 16 {
+            32
+        } else {
+            16
+        }
+    }
+
+    /// Rows of c per tile of a panel `width` columns wide.
+    fn tile_rows_for(width: usize) -> usize {
+        if width == 64 {
+            6
+        } else {
+            12
+        }
+    }
+
+    /// The reduction runs in blocks of KC, so that b's [KC, width] panel (32 KiB at width 32,
+    /// 64 KiB at 64) stays near (L1, L2) while every row tile of c passes over it. The weight
+    /// gradient reduces over all bt rows: unblocked, it ran at 31-34 GFLOP/s against 39-50 for the
+    /// forward products in the same runs. (KC also fixes every sum's order: changing it changes
+    /// the bits of every trained model.)
+    pub(super) const KC: usize = 256;
+    /// Rows of a per block (a multiple of 6 and 12): [MC, KC] of a is at most 48 KiB.
     const MC: usize = 48;
-    /// Columns of c per block (a multiple of NR): [KC, NC] of b is at most 256 KiB (L2).
+    /// Columns of c per block (a multiple of 64): [KC, NC] of b is at most 256 KiB (L2).
     const NC: usize = 256;
 
     #[target_feature(enable = "avx512f")]
@@ -294,8 +318,8 @@ mod avx512 {
         let ap = a.data.as_ptr();
         let cp = c.as_mut_ptr();
         // GotoBLAS's loop order over blocks of [NC columns of c] x [KC of the reduction] x [MC
-        // rows of c]: the block of a stays near (L1/L2) while every 32-column panel of b passes,
-        // and each [KC, 32] panel of b stays in L1 while the block's row tiles pass over it.
+        // rows of c]: the block of a stays near (L1/L2) while every panel of b passes, and each
+        // [KC, width] panel of b stays near while the block's row tiles pass over it.
         let mut jb = 0;
         while jb < n {
             let j_end = (jb + NC).min(n);
@@ -310,11 +334,14 @@ mod avx512 {
                     let i_end = (ib + MC).min(m);
                     let mut j0 = jb;
                     while j0 < j_end {
-                        let (mask0, mask1) = column_masks((j_end - j0).min(NR));
+                        let width = panel_width(j_end - j0);
+                        let masks = column_masks((j_end - j0).min(width));
                         let (b0, rsb0) = match packed.as_deref() {
-                            Some(buf) => (buf.as_ptr().add((j0 - jb) * kc), NR),
+                            // The panels before this one hold (j0 - jb) columns of kc rows.
+                            Some(buf) => (buf.as_ptr().add((j0 - jb) * kc), width),
                             None => (bp.add(p0 * rsb + j0), rsb),
                         };
+                        let mr = tile_rows_for(width);
                         let mut i0 = ib;
                         while i0 < i_end {
                             let t = Tile {
@@ -326,8 +353,7 @@ mod avx512 {
                                 rsb: rsb0,
                                 c: cp.add(i0 * ldc + j0),
                                 ldc,
-                                mask0,
-                                mask1,
+                                masks,
                                 // Later reduction blocks add to what the earlier ones stored.
                                 add: match (p0, start) {
                                     (0, Start::Zero) => None,
@@ -335,10 +361,10 @@ mod avx512 {
                                     _ => Some((cp.add(i0 * ldc + j0) as *const f32, ldc)),
                                 },
                             };
-                            tile_rows((i_end - i0).min(MR), &t);
-                            i0 += MR;
+                            tile(width, (i_end - i0).min(mr), &t);
+                            i0 += mr;
                         }
-                        j0 += NR;
+                        j0 += width;
                     }
                     ib = i_end;
                 }
@@ -348,64 +374,64 @@ mod avx512 {
         }
     }
 
-    /// Copies b's block [kc, w] (at `b`, row stride `rsb`) into `packed` as consecutive [kc, 32]
-    /// panels, one per 32 columns (the last one's columns past w are left as they were: the
-    /// tile's masked loads never read them). Only the layout changes: every sum runs in the same
-    /// order packed or not.
+    /// Copies b's block [kc, w] (at `b`, row stride `rsb`) into `packed` as consecutive [kc, width]
+    /// panels, one per tile column (`panel_width`; the last one's columns past w are left as they
+    /// were: the tile's masked loads never read them). Only the layout changes: every sum runs in
+    /// the same order packed or not.
     #[target_feature(enable = "avx512f")]
     unsafe fn pack_b(packed: &mut [f32], b: *const f32, rsb: usize, kc: usize, w: usize) {
         let mut j0 = 0;
         while j0 < w {
-            let cols = (w - j0).min(NR);
-            let panel = &mut packed[j0 * kc..][..kc * NR];
-            // Two masked 16-lane moves per row, as the tile reads it (a memcpy call per 128-byte
-            // row cost more than the copy: 1.5% of a standard step, perf).
-            let (mask0, mask1) = column_masks(cols);
-            for (p, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                // SAFETY: the caller's b covers [kc, w] with row stride rsb; masked-off lanes are
-                // neither read nor written (wrapping_add: the second half may lie past the end).
-                let (src, d) = (b.add(p * rsb + j0), dst.as_mut_ptr());
-                _mm512_mask_storeu_ps(d, mask0, _mm512_maskz_loadu_ps(mask0, src));
-                _mm512_mask_storeu_ps(d.add(16), mask1, _mm512_maskz_loadu_ps(mask1, src.wrapping_add(16)));
+            let width = panel_width(w - j0);
+            let panel = &mut packed[j0 * kc..][..kc * width];
+            // Masked 16-lane moves, as the tile reads the rows (a memcpy call per 128-byte row
+            // cost more than the copy: 1.5% of a standard step, perf).
+            let masks = column_masks((w - j0).min(width));
+            for (p, dst) in panel.chunks_exact_mut(width).enumerate() {
+                for (v, &mask) in masks.iter().enumerate().take(width / 16) {
+                    // SAFETY: the caller's b covers [kc, w] with row stride rsb; masked-off lanes
+                    // are neither read nor written (wrapping_add: they may lie past the end).
+                    let src = b.add(p * rsb + j0).wrapping_add(16 * v);
+                    _mm512_mask_storeu_ps(dst.as_mut_ptr().add(16 * v), mask, _mm512_maskz_loadu_ps(mask, src));
+                }
             }
-            j0 += NR;
+            j0 += width;
         }
     }
 
-    /// The lane masks of the two 16-lane halves of a tile `w` (1..=32) columns wide.
-    fn column_masks(w: usize) -> (__mmask16, __mmask16) {
-        let lanes = |v: usize| -> __mmask16 {
-            if v >= 16 {
+    /// The lane masks of the four 16-lane vectors of a tile row `w` (1..=64) columns wide.
+    fn column_masks(w: usize) -> [__mmask16; 4] {
+        std::array::from_fn(|v| {
+            let lanes = w.saturating_sub(16 * v);
+            if lanes >= 16 {
                 0xffff
             } else {
-                (1u16 << v) - 1
+                (1u16 << lanes) - 1
             }
-        };
-        (lanes(w), lanes(w.saturating_sub(16)))
+        })
     }
 
-    /// [`tile`] for a tile of `rows` (1..=MR) rows: the row count is a compile-time constant there,
-    /// so the accumulators stay in registers.
+    /// One [rows, width] tile (`panel_width`, `tile_rows_for`): the shape is a compile-time
+    /// constant in [`tile_vr`], so the accumulators stay in registers.
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile_rows(rows: usize, t: &Tile) {
-        match rows {
-            12 => tile::<12>(t),
-            11 => tile::<11>(t),
-            10 => tile::<10>(t),
-            9 => tile::<9>(t),
-            8 => tile::<8>(t),
-            7 => tile::<7>(t),
-            6 => tile::<6>(t),
-            5 => tile::<5>(t),
-            4 => tile::<4>(t),
-            3 => tile::<3>(t),
-            2 => tile::<2>(t),
-            _ => tile::<1>(t),
+    unsafe fn tile(width: usize, rows: usize, t: &Tile) {
+        macro_rules! by_rows {
+            ($v:literal: $($r:literal)*) => {
+                match rows {
+                    $($r => tile_vr::<$r, $v>(t),)*
+                    _ => unreachable!("{rows} rows in a tile {width} wide"),
+                }
+            };
+        }
+        match width {
+            64 => by_rows!(4: 1 2 3 4 5 6),
+            32 => by_rows!(2: 1 2 3 4 5 6 7 8 9 10 11 12),
+            _ => by_rows!(1: 1 2 3 4 5 6 7 8 9 10 11 12),
         }
     }
 
-    /// One tile's operands: a [R, k] at `a` (strides rsa, csa), b [k, <= 32] at `b` (row stride
-    /// rsb), c [R, <= 32] at `c`; `mask0`/`mask1` select the valid columns of each 16-lane half.
+    /// One tile's operands: a [R, k] at `a` (strides rsa, csa), b [k, <= 16 V] at `b` (row stride
+    /// rsb), c [R, <= 16 V] at `c`; `masks` select the valid columns of each 16-lane vector.
     /// The sums are added to `add` (pointer, row stride: c itself, or a bias row with stride 0)
     /// when given, then stored to c.
     struct Tile {
@@ -417,50 +443,38 @@ mod avx512 {
         rsb: usize,
         c: *mut f32,
         ldc: usize,
-        mask0: __mmask16,
-        mask1: __mmask16,
+        masks: [__mmask16; 4],
         add: Option<(*const f32, usize)>,
     }
 
+    /// c[R, 16 V] (+)= a[R, k] @ b[k, 16 V]: each sum runs over p in order, one FMA per step, so
+    /// the result does not depend on the tile's shape.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tile<const R: usize>(t: &Tile) {
-        let mut acc0 = [_mm512_setzero_ps(); R];
-        let mut acc1 = [_mm512_setzero_ps(); R];
-        let two = t.mask1 != 0;
+    unsafe fn tile_vr<const R: usize, const V: usize>(t: &Tile) {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         for p in 0..t.k {
             let brow = t.b.add(p * t.rsb);
-            let b0 = _mm512_maskz_loadu_ps(t.mask0, brow);
-            // wrapping_add: with mask1 = 0 the second half is not read and may lie past the end.
-            let b1 = if two {
-                _mm512_maskz_loadu_ps(t.mask1, brow.wrapping_add(16))
-            } else {
-                _mm512_setzero_ps()
-            };
+            // wrapping_add: a vector's masked-off lanes are not read and may lie past the end.
+            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_maskz_loadu_ps(t.masks[v], brow.wrapping_add(16 * v)));
             let arow = t.a.add(p * t.csa);
-            for i in 0..R {
+            for (i, acc_i) in acc.iter_mut().enumerate() {
                 let ai = _mm512_set1_ps(*arow.add(i * t.rsa));
-                acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-                if two {
-                    acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+                for (acc_iv, &b) in acc_i.iter_mut().zip(&bv) {
+                    *acc_iv = _mm512_fmadd_ps(ai, b, *acc_iv);
                 }
             }
         }
-        for i in 0..R {
+        for (i, acc_i) in acc.iter().enumerate() {
             let crow = t.c.add(i * t.ldc);
             let addrow = t.add.map(|(p, rs)| p.add(i * rs));
-            let mut v0 = acc0[i];
-            if let Some(addrow) = addrow {
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(t.mask0, addrow));
-            }
-            _mm512_mask_storeu_ps(crow, t.mask0, v0);
-            if two {
-                let crow1 = crow.wrapping_add(16);
-                let mut v1 = acc1[i];
+            for (v, &sum) in acc_i.iter().enumerate() {
+                let mask = t.masks[v];
+                let mut out = sum;
                 if let Some(addrow) = addrow {
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(t.mask1, addrow.wrapping_add(16)));
+                    out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, addrow.wrapping_add(16 * v)));
                 }
-                _mm512_mask_storeu_ps(crow1, t.mask1, v1);
+                _mm512_mask_storeu_ps(crow.wrapping_add(16 * v), mask, out);
             }
         }
     }
@@ -486,13 +500,73 @@ mod tests {
         out
     }
 
+    /// The AVX-512 kernel's sums are the fixed-order ones, bit for bit: each c[i, j] is a chain of
+    /// fused multiply-adds over p in order within blocks of KC, each block's sum added to c (or the
+    /// bias) in order. So no tile shape ([6, 64], [12, 32], [12, 16]), packing or thread count can
+    /// change a result. The shapes cover every tile width and edge, packed and unpacked b.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn kernel_sums_are_fixed_order_fmas_bit_for_bit() {
+        if crate::simd::level() != 3 {
+            eprintln!("no AVX-512 here: the kernel is matrixmultiply's, whose order is its own");
+            return;
+        }
+        for &(m, k, n) in &[(7, 5, 64), (13, 300, 117), (12, 1, 200), (30, 40, 16), (260, 300, 530)] {
+            let a_store = filled(m * k, 5);
+            let b_store = filled(k * (n + 3), 6);
+            let (a, b) = (
+                View::new(&a_store, m, k),
+                View {
+                    data: &b_store,
+                    rows: k,
+                    cols: n,
+                    rs: n + 3,
+                    cs: 1,
+                },
+            );
+            let bias = filled(n, 7);
+            let c0 = filled(m * n, 8);
+            for start in [Start::Zero, Start::C, Start::Bias(&bias)] {
+                let mut want = c0.clone();
+                for i in 0..m {
+                    for j in 0..n {
+                        let mut p0 = 0;
+                        while p0 < k {
+                            let mut s = 0.0f32;
+                            for p in p0..(p0 + avx512::KC).min(k) {
+                                s = a_store[i * k + p].mul_add(b_store[p * (n + 3) + j], s);
+                            }
+                            want[i * n + j] = match (p0, start) {
+                                (0, Start::Zero) => s,
+                                (0, Start::Bias(bias)) => s + bias[j],
+                                _ => s + want[i * n + j],
+                            };
+                            p0 += avx512::KC;
+                        }
+                    }
+                }
+                let mut got = c0.clone();
+                sgemm_from(a, b, &mut got, n, start);
+                let differ = got
+                    .iter()
+                    .zip(&want)
+                    .filter(|(g, w)| g.to_bits() != w.to_bits())
+                    .count();
+                assert_eq!(
+                    differ, 0,
+                    "{m}x{k}x{n}: {differ} sums differ from the fixed-order chain"
+                );
+            }
+        }
+    }
+
     fn filled(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| (((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0) - 1.0)
             .collect()
     }
 
-    /// Every edge of the tiling (rows not a multiple of 12, columns not a multiple of 16 or 32,
+    /// Every edge of the tiling (rows not a multiple of 12, columns not a multiple of 16, 32 or 64,
     /// k = 1, more than one block of rows, of the reduction and of columns), every layout of a
     /// and b (plain, transposed, strided like a head's columns of qkv), overwrite and accumulate,
     /// against the definition and against matrixmultiply.
