@@ -233,13 +233,7 @@ pub fn matmul_forward(
 ) {
     let out = &mut out[..bt * oc];
     let (inp, weight) = (View::new(inp, bt, c), View::new(weight, c, oc));
-    match residual {
-        Some(res) => {
-            broadcast_add(out, &res[..bt * oc], &bias[..oc]);
-            sgemm(inp, weight, out, oc, true);
-        }
-        None => sgemm_bias(inp, weight, &bias[..oc], out, oc),
-    }
+    sgemm_bias(inp, weight, &bias[..oc], residual.map(|res| &res[..bt * oc]), out, oc);
 }
 
 /// Backward of [`matmul_forward`]: dinp [bt, c] = dout @ weight^T (overwritten), dweight [c, oc] +=
@@ -261,18 +255,6 @@ pub fn matmul_backward(
     sgemm(dout_v, View::new(weight_t, oc, c), dinp, c, false);
     sgemm(View::new(inp, bt, c).t(), dout_v, dweight, oc, true);
     column_sums(dbias, &dout[..bt * oc], oc);
-}
-
-multiversion! {
-/// out[r, :] = res[r, :] + bias for every row r.
-fn broadcast_add(out: &mut [f32], res: &[f32], bias: &[f32]) {
-    let oc = bias.len();
-    for (o, r) in out.chunks_exact_mut(oc).zip(res.chunks_exact(oc)) {
-        for i in 0..oc {
-            o[i] = r[i] + bias[i];
-        }
-    }
-}
 }
 
 multiversion! {

@@ -75,12 +75,19 @@ pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
     sgemm_from(a, b, c, ldc, start);
 }
 
-/// c[m, n] = bias[n] (every row) + a[m, k] @ b[k, n]: the same sums as filling c's rows with the
-/// bias and accumulating, without writing and reading c once more (the copies, through memmove,
-/// were 3.7% of a 32-wide model's step, perf).
-pub fn sgemm_bias(a: View, b: View, bias: &[f32], c: &mut [f32], ldc: usize) {
+/// c[m, n] = (residual[m, n] +) bias[n] (every row) + a[m, k] @ b[k, n], `residual` laid out as c
+/// (row stride ldc): the same sums as filling c's rows with residual + bias and accumulating,
+/// without writing and reading c once more (the bias copies, through memmove, were 3.7% of a
+/// 32-wide model's step, perf; the residual pass 0.6% of a small step).
+pub fn sgemm_bias(a: View, b: View, bias: &[f32], residual: Option<&[f32]>, c: &mut [f32], ldc: usize) {
     assert_eq!(bias.len(), b.cols, "bias length differs from the matmul's columns");
-    sgemm_from(a, b, c, ldc, Start::Bias(bias));
+    if let Some(res) = residual {
+        assert!(
+            a.rows == 0 || (a.rows - 1) * ldc + b.cols <= res.len(),
+            "residual out of bounds"
+        );
+    }
+    sgemm_from(a, b, c, ldc, Start::Bias(bias, residual));
 }
 
 /// What a product adds its sums to.
@@ -89,8 +96,8 @@ enum Start<'a> {
     Zero,
     /// c's own contents.
     C,
-    /// The same row in every row of c.
-    Bias(&'a [f32]),
+    /// The same row in every row of c, plus a matrix laid out as c when given.
+    Bias(&'a [f32], Option<&'a [f32]>),
 }
 
 fn sgemm_from(a: View, b: View, c: &mut [f32], ldc: usize, start: Start) {
@@ -105,9 +112,16 @@ fn sgemm_from(a: View, b: View, c: &mut [f32], ldc: usize, start: Start) {
     let accumulate = match start {
         Start::Zero => false,
         Start::C => true,
-        Start::Bias(bias) => {
-            for row in c.chunks_mut(ldc).take(m) {
-                row[..n].copy_from_slice(bias);
+        Start::Bias(bias, residual) => {
+            for (i, row) in c.chunks_mut(ldc).take(m).enumerate() {
+                match residual {
+                    Some(res) => {
+                        for ((o, r), b) in row[..n].iter_mut().zip(&res[i * ldc..][..n]).zip(bias) {
+                            *o = r + b;
+                        }
+                    }
+                    None => row[..n].copy_from_slice(bias),
+                }
             }
             true
         }
@@ -356,9 +370,13 @@ mod avx512 {
                                 masks,
                                 // Later reduction blocks add to what the earlier ones stored.
                                 add: match (p0, start) {
-                                    (0, Start::Zero) => None,
-                                    (0, Start::Bias(bias)) => Some((bias.as_ptr().add(j0), 0)),
+                                    (0, Start::Zero | Start::Bias(_, None)) => None,
+                                    (0, Start::Bias(_, Some(res))) => Some((res.as_ptr().add(i0 * ldc + j0), ldc)),
                                     _ => Some((cp.add(i0 * ldc + j0) as *const f32, ldc)),
+                                },
+                                add_row: match (p0, start) {
+                                    (0, Start::Bias(bias, _)) => Some(bias.as_ptr().add(j0)),
+                                    _ => None,
                                 },
                             };
                             tile(width, (i_end - i0).min(mr), &t);
@@ -432,8 +450,8 @@ mod avx512 {
 
     /// One tile's operands: a [R, k] at `a` (strides rsa, csa), b [k, <= 16 V] at `b` (row stride
     /// rsb), c [R, <= 16 V] at `c`; `masks` select the valid columns of each 16-lane vector.
-    /// The sums are added to `add` (pointer, row stride: c itself, or a bias row with stride 0)
-    /// when given, then stored to c.
+    /// The sums are added to `add` (pointer, row stride: c itself or a residual) plus `add_row`
+    /// (a bias, the same for every row) where given, then stored to c.
     struct Tile {
         k: usize,
         a: *const f32,
@@ -445,6 +463,7 @@ mod avx512 {
         ldc: usize,
         masks: [__mmask16; 4],
         add: Option<(*const f32, usize)>,
+        add_row: Option<*const f32>,
     }
 
     /// c[R, 16 V] (+)= a[R, k] @ b[k, 16 V]: each sum runs over p in order, one FMA per step, so
@@ -470,9 +489,18 @@ mod avx512 {
             let addrow = t.add.map(|(p, rs)| p.add(i * rs));
             for (v, &sum) in acc_i.iter().enumerate() {
                 let mask = t.masks[v];
+                // wrapping_add: masked-off lanes are not read and may lie past the end.
+                let load = |p: *const f32| _mm512_maskz_loadu_ps(mask, p.wrapping_add(16 * v));
+                // (residual + bias) first, as a filled c would hold them, then the sums.
+                let start = match (addrow, t.add_row) {
+                    (Some(r), Some(b)) => Some(_mm512_add_ps(load(r), load(b))),
+                    (Some(r), None) => Some(load(r)),
+                    (None, Some(b)) => Some(load(b)),
+                    (None, None) => None,
+                };
                 let mut out = sum;
-                if let Some(addrow) = addrow {
-                    out = _mm512_add_ps(out, _mm512_maskz_loadu_ps(mask, addrow.wrapping_add(16 * v)));
+                if let Some(start) = start {
+                    out = _mm512_add_ps(out, start);
                 }
                 _mm512_mask_storeu_ps(crow.wrapping_add(16 * v), mask, out);
             }
@@ -526,7 +554,13 @@ mod tests {
             );
             let bias = filled(n, 7);
             let c0 = filled(m * n, 8);
-            for start in [Start::Zero, Start::C, Start::Bias(&bias)] {
+            let residual = filled(m * n, 9);
+            for start in [
+                Start::Zero,
+                Start::C,
+                Start::Bias(&bias, None),
+                Start::Bias(&bias, Some(&residual)),
+            ] {
                 let mut want = c0.clone();
                 for i in 0..m {
                     for j in 0..n {
@@ -538,7 +572,8 @@ mod tests {
                             }
                             want[i * n + j] = match (p0, start) {
                                 (0, Start::Zero) => s,
-                                (0, Start::Bias(bias)) => s + bias[j],
+                                (0, Start::Bias(bias, None)) => s + bias[j],
+                                (0, Start::Bias(bias, Some(res))) => s + (res[i * n + j] + bias[j]),
                                 _ => s + want[i * n + j],
                             };
                             p0 += avx512::KC;
@@ -645,17 +680,26 @@ mod tests {
                             );
                         }
                         if !accumulate {
-                            // The bias form: bit for bit the bias copied into c's rows, then
-                            // accumulated.
+                            // The bias forms: bit for bit the bias (plus the residual) copied
+                            // into c's rows, then accumulated.
                             let bias = filled(n, 4);
-                            let mut c_bias = guard.clone();
-                            sgemm_bias(a, b, &bias, &mut c_bias, ldc);
-                            let mut c_rows = guard.clone();
-                            for row in c_rows.chunks_mut(ldc).take(m) {
-                                row[..n].copy_from_slice(&bias);
+                            let residual = filled(m * ldc, 5);
+                            for res in [None, Some(&residual[..])] {
+                                let mut c_bias = guard.clone();
+                                sgemm_bias(a, b, &bias, res, &mut c_bias, ldc);
+                                let mut c_rows = guard.clone();
+                                for (i, row) in c_rows.chunks_mut(ldc).take(m).enumerate() {
+                                    for j in 0..n {
+                                        row[j] = match res {
+                                            Some(r) => r[i * ldc + j] + bias[j],
+                                            None => bias[j],
+                                        };
+                                    }
+                                }
+                                sgemm(a, b, &mut c_rows, ldc, true);
+                                let what = if res.is_some() { "with a residual" } else { "" };
+                                assert_eq!(c_bias, c_rows, "{m}x{k}x{n} a_t={a_t} b_t={b_t}: sgemm_bias {what}");
                             }
-                            sgemm(a, b, &mut c_rows, ldc, true);
-                            assert_eq!(c_bias, c_rows, "{m}x{k}x{n} a_t={a_t} b_t={b_t}: sgemm_bias");
                         }
                         for i in 0..m {
                             for j in 0..ldc {
