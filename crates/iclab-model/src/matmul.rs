@@ -542,16 +542,7 @@ mod tests {
         for &(m, k, n) in &[(7, 5, 64), (13, 300, 117), (12, 1, 200), (30, 40, 16), (260, 300, 530)] {
             let a_store = filled(m * k, 5);
             let b_store = filled(k * (n + 3), 6);
-            let (a, b) = (
-                View::new(&a_store, m, k),
-                View {
-                    data: &b_store,
-                    rows: k,
-                    cols: n,
-                    rs: n + 3,
-                    cs: 1,
-                },
-            );
+            let (a, b) = (View::new(&a_store, m, k), strided(&b_store, k, n, n + 3));
             let bias = filled(n, 7);
             let c0 = filled(m * n, 8);
             let residual = filled(m * n, 9);
@@ -595,6 +586,17 @@ mod tests {
         }
     }
 
+    /// A [rows, cols] matrix whose rows lie `rs` apart (a matrix embedded in wider rows).
+    fn strided(data: &[f32], rows: usize, cols: usize, rs: usize) -> View<'_> {
+        View {
+            data,
+            rows,
+            cols,
+            rs,
+            cs: 1,
+        }
+    }
+
     fn filled(len: usize, seed: usize) -> Vec<f32> {
         (0..len)
             .map(|i| (((i * 7919 + seed * 104729) % 2003) as f32 / 1001.0) - 1.0)
@@ -629,40 +631,14 @@ mod tests {
                         let a_store = filled((m.max(k) + 1) * (m.max(k) + 3), 1);
                         let b_store = filled((k.max(n) + 1) * (k.max(n) + 3), 2);
                         let a = if a_t {
-                            View {
-                                data: &a_store,
-                                rows: k,
-                                cols: m,
-                                rs: m + 3,
-                                cs: 1,
-                            }
-                            .t()
+                            strided(&a_store, k, m, m + 3).t()
                         } else {
-                            View {
-                                data: &a_store,
-                                rows: m,
-                                cols: k,
-                                rs: k + 3,
-                                cs: 1,
-                            }
+                            strided(&a_store, m, k, k + 3)
                         };
                         let b = if b_t {
-                            View {
-                                data: &b_store,
-                                rows: n,
-                                cols: k,
-                                rs: k + 3,
-                                cs: 1,
-                            }
-                            .t()
+                            strided(&b_store, n, k, k + 3).t()
                         } else {
-                            View {
-                                data: &b_store,
-                                rows: k,
-                                cols: n,
-                                rs: n + 3,
-                                cs: 1,
-                            }
+                            strided(&b_store, k, n, n + 3)
                         };
                         let ldc = n + 2;
                         let mut c = filled(m * ldc, 3);
