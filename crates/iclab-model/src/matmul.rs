@@ -221,6 +221,20 @@ mod avx512 {
         }
     }
 
+    /// The panels of a block `w` columns wide, left to right: (first column, width, lane masks of
+    /// its columns). The kernel's tiles and `pack_b`'s copies both follow this one plan.
+    fn panels(w: usize) -> impl Iterator<Item = (usize, usize, [__mmask16; 4])> {
+        let mut j0 = 0;
+        std::iter::from_fn(move || {
+            (j0 < w).then(|| {
+                let width = panel_width(w - j0);
+                let panel = (j0, width, column_masks((w - j0).min(width)));
+                j0 += width;
+                panel
+            })
+        })
+    }
+
     /// Rows of c per tile of a panel `width` columns wide.
     fn tile_rows_for(width: usize) -> usize {
         if width == 64 {
@@ -255,10 +269,10 @@ mod avx512 {
     }
 
     /// From this many rows of c on, each [KC, NC] block of b is first copied into contiguous
-    /// [KC, 32] panels (`pack_b`): read in place, a panel's rows lie `rsb` apart, and at the
+    /// [KC, width] panels (`pack_b`): read in place, a panel's rows lie `rsb` apart, and at the
     /// standard size's 1,024-wide products (rsb * 4 bytes = 4 KiB) all of them fall into the same
     /// few L1 sets. Every row tile reads the packed block, so the copy is paid once per
-    /// m / 12 tiles.
+    /// m / 6 tiles.
     const PACK_B_MIN_ROWS: usize = 256;
     /// ... and when b's rows lie at least this many floats (2 KiB) apart.
     const PACK_B_MIN_STRIDE: usize = 512;
@@ -346,14 +360,22 @@ mod avx512 {
                 let mut ib = 0;
                 while ib < m {
                     let i_end = (ib + MC).min(m);
-                    let mut j0 = jb;
-                    while j0 < j_end {
-                        let width = panel_width(j_end - j0);
-                        let masks = column_masks((j_end - j0).min(width));
+                    for (jr, width, masks) in panels(j_end - jb) {
+                        let j0 = jb + jr;
                         let (b0, rsb0) = match packed.as_deref() {
-                            // The panels before this one hold (j0 - jb) columns of kc rows.
-                            Some(buf) => (buf.as_ptr().add((j0 - jb) * kc), width),
+                            // The panels before this one hold jr columns of kc rows.
+                            Some(buf) => (buf.as_ptr().add(jr * kc), width),
                             None => (bp.add(p0 * rsb + j0), rsb),
+                        };
+                        // Later reduction blocks add to what the earlier ones stored; the first
+                        // adds the residual and the bias, if any.
+                        let (add, add_row) = match (p0, start) {
+                            (0, Start::Zero) => (None, None),
+                            (0, Start::Bias(bias, res)) => (
+                                res.map(|r| (r.as_ptr().add(ib * ldc + j0), ldc)),
+                                Some(bias.as_ptr().add(j0)),
+                            ),
+                            _ => (Some((cp.add(ib * ldc + j0) as *const f32, ldc)), None),
                         };
                         let mr = tile_rows_for(width);
                         let mut i0 = ib;
@@ -368,21 +390,12 @@ mod avx512 {
                                 c: cp.add(i0 * ldc + j0),
                                 ldc,
                                 masks,
-                                // Later reduction blocks add to what the earlier ones stored.
-                                add: match (p0, start) {
-                                    (0, Start::Zero | Start::Bias(_, None)) => None,
-                                    (0, Start::Bias(_, Some(res))) => Some((res.as_ptr().add(i0 * ldc + j0), ldc)),
-                                    _ => Some((cp.add(i0 * ldc + j0) as *const f32, ldc)),
-                                },
-                                add_row: match (p0, start) {
-                                    (0, Start::Bias(bias, _)) => Some(bias.as_ptr().add(j0)),
-                                    _ => None,
-                                },
+                                add: add.map(|(p, rs)| (p.add((i0 - ib) * rs), rs)),
+                                add_row,
                             };
                             tile(width, (i_end - i0).min(mr), &t);
                             i0 += mr;
                         }
-                        j0 += width;
                     }
                     ib = i_end;
                 }
@@ -398,13 +411,10 @@ mod avx512 {
     /// the same order packed or not.
     #[target_feature(enable = "avx512f")]
     unsafe fn pack_b(packed: &mut [f32], b: *const f32, rsb: usize, kc: usize, w: usize) {
-        let mut j0 = 0;
-        while j0 < w {
-            let width = panel_width(w - j0);
+        for (j0, width, masks) in panels(w) {
             let panel = &mut packed[j0 * kc..][..kc * width];
             // Masked 16-lane moves, as the tile reads the rows (a memcpy call per 128-byte row
             // cost more than the copy: 1.5% of a standard step, perf).
-            let masks = column_masks((w - j0).min(width));
             for (p, dst) in panel.chunks_exact_mut(width).enumerate() {
                 for (v, &mask) in masks.iter().enumerate().take(width / 16) {
                     // SAFETY: the caller's b covers [kc, w] with row stride rsb; masked-off lanes
@@ -413,7 +423,6 @@ mod avx512 {
                     _mm512_mask_storeu_ps(dst.as_mut_ptr().add(16 * v), mask, _mm512_maskz_loadu_ps(mask, src));
                 }
             }
-            j0 += width;
         }
     }
 
