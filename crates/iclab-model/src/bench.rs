@@ -11,6 +11,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::buf::Buf;
 use crate::gpt::{chunk_rows, Gpt, ModelConfig};
 use crate::matmul::{sgemm, View};
 use iclab_core::rng::{normal, stream, Purpose};
@@ -114,18 +115,24 @@ pub fn matmul_ceiling(cfg: &ModelConfig, b: usize, n: usize, min_seconds: f64) -
     let bt = rows * t;
     // (in, out) of the four matmuls of a block.
     let shapes = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)];
+    // On the same kind of memory as the model's activations (huge pages where allowed).
     struct Scratch {
-        inp: Vec<f32>,
-        w: Vec<f32>,
-        out: Vec<f32>,
-        dw: Vec<f32>,
+        inp: Buf,
+        w: Buf,
+        out: Buf,
+        dw: Buf,
     }
+    let filled = |len: usize, f: &dyn Fn(usize) -> f32| {
+        let mut b = Buf::zeroed(len);
+        b.iter_mut().enumerate().for_each(|(k, v)| *v = f(k));
+        b
+    };
     let mut scratch: Vec<Scratch> = (0..n_chunks)
         .map(|i| Scratch {
-            inp: (0..bt * 4 * c).map(|k| ((k * 7 + i) % 13) as f32 * 0.01).collect(),
-            w: (0..16 * c * c).map(|k| ((k * 5) % 11) as f32 * 0.01).collect(),
-            out: vec![0.0; bt * 4 * c],
-            dw: vec![0.0; 4 * c * c],
+            inp: filled(bt * 4 * c, &|k| ((k * 7 + i) % 13) as f32 * 0.01),
+            w: filled(16 * c * c, &|k| ((k * 5) % 11) as f32 * 0.01),
+            out: Buf::zeroed(bt * 4 * c),
+            dw: Buf::zeroed(4 * c * c),
         })
         .collect();
     let one_step = |scratch: &mut [Scratch]| {

@@ -8,6 +8,7 @@
 //! summed in chunk order. Every floating-point sum therefore happens in the same order with 1 or 16
 //! threads, and losses and gradients are bit-identical.
 
+use crate::buf::Buf;
 use iclab_core::{ConfigError, PromptBatch};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -227,31 +228,31 @@ struct Chunk {
     cap_t: usize,
     rows: usize,
     n: usize,
-    xs: Vec<f32>,        // [rows, n, d]
-    ys: Vec<f32>,        // [rows, n]
-    residual: Vec<f32>,  // [2L + 1, bt, c]: read-in output, then per block after attn and after mlp
-    ln1: Vec<f32>,       // [L, bt, c]
-    ln1_mean: Vec<f32>,  // [L, bt]
-    ln1_rstd: Vec<f32>,  // [L, bt]
-    qkv: Vec<f32>,       // [L, bt, 3c]
-    att: Vec<f32>,       // [L, rows, nh, t, t]
-    atty: Vec<f32>,      // [L, bt, c]
-    ln2: Vec<f32>,       // [L, bt, c]
-    ln2_mean: Vec<f32>,  // [L, bt]
-    ln2_rstd: Vec<f32>,  // [L, bt]
-    fch: Vec<f32>,       // [L, bt, 4c]
-    fch_gelu: Vec<f32>,  // [L, bt, 4c]
-    x_resid: Vec<f32>,   // [rows * n, c]: the last block's input at the x-tokens
-    lnf: Vec<f32>,       // [rows * n, c]: x-tokens only, like everything after the last attention
-    lnf_mean: Vec<f32>,  // [rows * n]
-    lnf_rstd: Vec<f32>,  // [rows * n]
-    preds: Vec<f32>,     // [rows, n]
-    dpreds: Vec<f32>,    // [rows, n]
-    dresidual: Vec<f32>, // [bt, c]
-    dbuf: Vec<f32>,      // [bt, c]
-    dqkv: Vec<f32>,      // [bt, 3c]
-    dfch: Vec<f32>,      // [bt, 4c]
-    grads: Vec<f32>,     // [num_params]: this chunk's share of the parameter gradient
+    xs: Buf,        // [rows, n, d]
+    ys: Buf,        // [rows, n]
+    residual: Buf,  // [2L + 1, bt, c]: read-in output, then per block after attn and after mlp
+    ln1: Buf,       // [L, bt, c]
+    ln1_mean: Buf,  // [L, bt]
+    ln1_rstd: Buf,  // [L, bt]
+    qkv: Buf,       // [L, bt, 3c]
+    att: Buf,       // [L, rows, nh, t, t]
+    atty: Buf,      // [L, bt, c]
+    ln2: Buf,       // [L, bt, c]
+    ln2_mean: Buf,  // [L, bt]
+    ln2_rstd: Buf,  // [L, bt]
+    fch: Buf,       // [L, bt, 4c]
+    fch_gelu: Buf,  // [L, bt, 4c]
+    x_resid: Buf,   // [rows * n, c]: the last block's input at the x-tokens
+    lnf: Buf,       // [rows * n, c]: x-tokens only, like everything after the last attention
+    lnf_mean: Buf,  // [rows * n]
+    lnf_rstd: Buf,  // [rows * n]
+    preds: Buf,     // [rows, n]
+    dpreds: Buf,    // [rows, n]
+    dresidual: Buf, // [bt, c]
+    dbuf: Buf,      // [bt, c]
+    dqkv: Buf,      // [bt, 3c]
+    dfch: Buf,      // [bt, 4c]
+    grads: Buf,     // [num_params]: this chunk's share of the parameter gradient
 }
 
 impl Chunk {
@@ -267,26 +268,26 @@ impl Chunk {
             *self = Chunk {
                 cap_rows: rows,
                 cap_t: t,
-                xs: vec![0.0; rows * (t / 2) * cfg.d],
-                ys: vec![0.0; rows * (t / 2)],
-                residual: vec![0.0; (2 * l + 1) * bt * c],
-                ln1: vec![0.0; l * bt * c],
-                ln1_mean: vec![0.0; l * bt],
-                ln1_rstd: vec![0.0; l * bt],
-                qkv: vec![0.0; l * bt * 3 * c],
-                att: vec![0.0; l * rows * nh * t * t],
-                atty: vec![0.0; l * bt * c],
-                ln2: vec![0.0; l * bt * c],
-                ln2_mean: vec![0.0; l * bt],
-                ln2_rstd: vec![0.0; l * bt],
-                fch: vec![0.0; l * bt * 4 * c],
-                fch_gelu: vec![0.0; l * bt * 4 * c],
-                x_resid: vec![0.0; bt / 2 * c],
-                lnf: vec![0.0; bt / 2 * c],
-                lnf_mean: vec![0.0; bt / 2],
-                lnf_rstd: vec![0.0; bt / 2],
-                preds: vec![0.0; rows * (t / 2)],
-                dpreds: vec![0.0; rows * (t / 2)],
+                xs: Buf::zeroed(rows * (t / 2) * cfg.d),
+                ys: Buf::zeroed(rows * (t / 2)),
+                residual: Buf::zeroed((2 * l + 1) * bt * c),
+                ln1: Buf::zeroed(l * bt * c),
+                ln1_mean: Buf::zeroed(l * bt),
+                ln1_rstd: Buf::zeroed(l * bt),
+                qkv: Buf::zeroed(l * bt * 3 * c),
+                att: Buf::zeroed(l * rows * nh * t * t),
+                atty: Buf::zeroed(l * bt * c),
+                ln2: Buf::zeroed(l * bt * c),
+                ln2_mean: Buf::zeroed(l * bt),
+                ln2_rstd: Buf::zeroed(l * bt),
+                fch: Buf::zeroed(l * bt * 4 * c),
+                fch_gelu: Buf::zeroed(l * bt * 4 * c),
+                x_resid: Buf::zeroed(bt / 2 * c),
+                lnf: Buf::zeroed(bt / 2 * c),
+                lnf_mean: Buf::zeroed(bt / 2),
+                lnf_rstd: Buf::zeroed(bt / 2),
+                preds: Buf::zeroed(rows * (t / 2)),
+                dpreds: Buf::zeroed(rows * (t / 2)),
                 ..Chunk::default()
             };
             if had_grads {
@@ -303,11 +304,11 @@ impl Chunk {
     fn alloc_backward(&mut self, cfg: &ModelConfig) {
         let c = cfg.n_embd;
         let bt = self.cap_rows * self.cap_t;
-        self.dresidual = vec![0.0; bt * c];
-        self.dbuf = vec![0.0; bt * c];
-        self.dqkv = vec![0.0; bt * 3 * c];
-        self.dfch = vec![0.0; bt * 4 * c];
-        self.grads = vec![0.0; cfg.num_params()];
+        self.dresidual = Buf::zeroed(bt * c);
+        self.dbuf = Buf::zeroed(bt * c);
+        self.dqkv = Buf::zeroed(bt * 3 * c);
+        self.dfch = Buf::zeroed(bt * 4 * c);
+        self.grads = Buf::zeroed(cfg.num_params());
     }
 
     /// The whole forward pass of this chunk's rows (inputs already copied into xs, ys).
@@ -587,7 +588,7 @@ pub struct Gpt {
     /// Gradient of the last [`Gpt::forward_loss`], same layout as `params`.
     pub grads: Vec<f32>,
     /// Scratch for the block weights transposed, refreshed by every backward pass.
-    params_t: Vec<f32>,
+    params_t: Buf,
     layout: Layout,
     chunks: Vec<Chunk>,
     preds: Vec<f32>,
@@ -650,7 +651,7 @@ impl Gpt {
             config,
             params,
             grads,
-            params_t: Vec::new(),
+            params_t: Buf::default(),
             layout,
             chunks: Vec::new(),
             preds: Vec::new(),
@@ -741,7 +742,9 @@ impl Gpt {
         let (b, _n) = self.loss_pass.expect("Gpt::backward needs a preceding forward_loss");
         let n_chunks = b.div_ceil(chunk_rows(b));
         let (cfg, lay, p) = (&self.config, &self.layout, &self.params[..]);
-        self.params_t.resize(p.len(), 0.0);
+        if self.params_t.len() != p.len() {
+            self.params_t = Buf::zeroed(p.len());
+        }
         lay.transpose_weights(cfg, p, &mut self.params_t);
         let pt = &self.params_t[..];
         self.chunks[..n_chunks]

@@ -3,6 +3,7 @@
 
 pub mod adam;
 pub mod bench;
+mod buf;
 pub mod checkpoint;
 pub mod gpt;
 pub mod layers;
