@@ -45,7 +45,9 @@ impl Default for Buf {
 impl Buf {
     /// `len` zeros.
     pub(crate) fn zeroed(len: usize) -> Buf {
-        let bytes = len * std::mem::size_of::<f32>();
+        let bytes = len
+            .checked_mul(std::mem::size_of::<f32>())
+            .expect("buffer size overflows usize");
         if bytes == 0 {
             return Buf::default();
         }
