@@ -120,12 +120,11 @@ def main():
     rows = []
     for preset in args.presets:
         cfg = PRESETS[preset]
+        first = best_torch(cfg, args.batch, args.seconds, args.steps, args.threads)
         pairs = []
         for k in range(args.rounds):
-            if k == 0:
-                t = best_torch(cfg, args.batch, args.seconds, args.steps, args.threads)
-            else:  # the threads and attention path the probe chose (set_num_threads persists)
-                t = dict(pairs[0][0], **bench_torch(cfg, args.batch, args.seconds, args.steps, pairs[0][0]["sdpa"]))
+            # Later rounds keep the threads and attention path the probe chose (set_num_threads persists).
+            t = first if k == 0 else dict(first, **bench_torch(cfg, args.batch, args.seconds, args.steps, first["sdpa"]))
             r = bench_iclab(args.iclab, preset, args.batch, args.seconds, args.steps, args.threads)
             pairs.append((t, r, r["steps_per_s"] / t["steps_per_s"]))
         ratios = [p[2] for p in pairs]
