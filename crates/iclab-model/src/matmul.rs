@@ -186,13 +186,14 @@ pub fn fma_chains(iters: usize, seed: f32) -> Option<f32> {
 /// The AVX-512 kernel, written for the model's shapes: k is small (the width, 64 to 1,024) and one
 /// of m or the reduction is the batch's bt (thousands of rows). A general GEMM packs both operands
 /// into panels on every call; at k = 64 that packing was ~14% of a training step (perf, tiny
-/// preset). Here a is never packed, and b only where its rows lie 2 KiB or more apart (see
+/// preset). Here a is packed only when it is a transpose (the weight gradient's activations^T,
+/// see `PACK_A_MIN_ROWS`) and b only where its rows lie 2 KiB or more apart (see
 /// `PACK_B_MIN_STRIDE`): each tile of c ([6, 64], [12, 32] or [12, 16]) stays in registers for
 /// the whole reduction, reading a's entries by broadcast (any strides) and b's row segments with
-/// one (masked) load per 16 columns.
-/// A b with strided rows (q k^T and dA = dO v^T in attention) is first transposed into a
-/// thread-local scratch, an O(k n) copy against O(m k n) work; the model hands the input
-/// gradient its weights already transposed, once per step.
+/// one load per 16 columns (masked only on a panel's last, partial vector).
+/// A b with strided rows is first transposed into a thread-local scratch, an O(k n) copy against
+/// O(m k n) work; the model avoids that path: it hands the input gradient its weights already
+/// transposed, once per step, and attention its keys and values transposed, once per prompt.
 ///
 /// Every c[i, j] is summed over p in order within blocks of KC, the blocks added to c in order,
 /// so the result depends on neither the row tiling nor the thread count.
@@ -235,15 +236,6 @@ mod avx512 {
         })
     }
 
-    /// Rows of c per tile of a panel `width` columns wide.
-    fn tile_rows_for(width: usize) -> usize {
-        if width == 64 {
-            6
-        } else {
-            12
-        }
-    }
-
     /// The reduction runs in blocks of KC, so that b's [KC, width] panel (32 KiB at width 32,
     /// 64 KiB at 64) stays near (L1, L2) while every row tile of c passes over it. The weight
     /// gradient reduces over all bt rows: unblocked, it ran at 31-34 GFLOP/s against 39-50 for the
@@ -277,9 +269,17 @@ mod avx512 {
     /// ... and when b's rows lie at least this many floats (2 KiB) apart.
     const PACK_B_MIN_STRIDE: usize = 512;
 
+    /// From this many rows of c on, a transposed a (the weight gradient's activations^T, whose
+    /// columns lie a row of the activations apart) is copied block by block into a contiguous
+    /// [KC, MC] (`pack_a`). Read in place, each step of the reduction reads a's block from a new
+    /// line, 2 KiB (small's mlp.c_proj, 4 x 128 floats) to 4 KiB (standard's) further on, so the
+    /// block's 256 lines share two (one) of L1's 64 sets. Packed, small's mlp.c_proj weight
+    /// gradient ran at 87 GFLOP/s in a step instead of 65 (the other products at 95-107).
+    const PACK_A_MIN_ROWS: usize = 96;
+
     thread_local! {
         static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-        static PACKED_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+        static PACKED: RefCell<Packed> = const { RefCell::new(Packed { a: Vec::new(), b: Vec::new() }) };
     }
 
     pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, start: Start) {
@@ -311,25 +311,35 @@ mod avx512 {
         });
     }
 
-    /// c [m, n] (+)= a [m, k] @ b [k, n], b at `bp` with row stride `rsb` and unit column stride.
-    /// Only products that pack b touch the packing buffer (attention's small products, called per
-    /// prompt and head, do not).
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run(a: View, bp: *const f32, rsb: usize, n: usize, c: &mut [f32], ldc: usize, start: Start) {
-        if a.rows >= PACK_B_MIN_ROWS && rsb >= PACK_B_MIN_STRIDE {
-            PACKED_B.with(|packed| {
-                let mut packed = packed.borrow_mut();
-                if packed.len() < KC * NC {
-                    packed.resize(KC * NC, 0.0);
-                }
-                blocks(a, bp, rsb, n, c, ldc, start, Some(&mut packed));
-            });
-        } else {
-            blocks(a, bp, rsb, n, c, ldc, start, None);
-        }
+    /// One thread's packing buffers: a's block [KC, MC] (`pack_a`) and b's [KC, NC] (`pack_b`),
+    /// grown on first use.
+    struct Packed {
+        a: Vec<f32>,
+        b: Vec<f32>,
     }
 
-    /// The loops of [`run`], b's blocks copied into `packed` ([KC * NC]) when given.
+    /// c [m, n] (+)= a [m, k] @ b [k, n], b at `bp` with row stride `rsb` and unit column stride.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(a: View, bp: *const f32, rsb: usize, n: usize, c: &mut [f32], ldc: usize, start: Start) {
+        let pack_a = a.cs != 1 && a.rows >= PACK_A_MIN_ROWS;
+        let pack_b = a.rows >= PACK_B_MIN_ROWS && rsb >= PACK_B_MIN_STRIDE;
+        PACKED.with(|packed| {
+            let mut packed = packed.borrow_mut();
+            let Packed { a: buf_a, b: buf_b } = &mut *packed;
+            if pack_a && buf_a.len() < KC * MC {
+                buf_a.resize(KC * MC, 0.0);
+            }
+            if pack_b && buf_b.len() < KC * NC {
+                buf_b.resize(KC * NC, 0.0);
+            }
+            let buf_a = pack_a.then_some(&mut buf_a[..]);
+            let buf_b = pack_b.then_some(&mut buf_b[..]);
+            blocks(a, bp, rsb, n, c, ldc, start, buf_a, buf_b);
+        });
+    }
+
+    /// The loops of [`run`], a's blocks copied into `packed_a` ([KC * MC]) and b's into `packed_b`
+    /// ([KC * NC]) when given.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn blocks(
@@ -340,7 +350,8 @@ mod avx512 {
         c: &mut [f32],
         ldc: usize,
         start: Start,
-        mut packed: Option<&mut [f32]>,
+        mut packed_a: Option<&mut [f32]>,
+        mut packed_b: Option<&mut [f32]>,
     ) {
         let (m, k) = (a.rows, a.cols);
         let ap = a.data.as_ptr();
@@ -354,15 +365,23 @@ mod avx512 {
             let mut p0 = 0;
             while p0 < k {
                 let kc = (k - p0).min(KC);
-                if let Some(buf) = packed.as_deref_mut() {
+                if let Some(buf) = packed_b.as_deref_mut() {
                     pack_b(buf, bp.add(p0 * rsb + jb), rsb, kc, j_end - jb);
                 }
                 let mut ib = 0;
                 while ib < m {
                     let i_end = (ib + MC).min(m);
+                    // a's block [i_end - ib, kc], at (pointer, row stride, column stride).
+                    let (ablk, rsa, csa) = match packed_a.as_deref_mut() {
+                        Some(buf) => {
+                            pack_a(buf, ap.add(ib * a.rs + p0 * a.cs), a.cs, kc, i_end - ib);
+                            (buf.as_ptr(), 1, MC)
+                        }
+                        None => (ap.add(ib * a.rs + p0 * a.cs), a.rs, a.cs),
+                    };
                     for (jr, width, masks) in panels(j_end - jb) {
                         let j0 = jb + jr;
-                        let (b0, rsb0) = match packed.as_deref() {
+                        let (b0, rsb0) = match packed_b.as_deref() {
                             // The panels before this one hold jr columns of kc rows.
                             Some(buf) => (buf.as_ptr().add(jr * kc), width),
                             None => (bp.add(p0 * rsb + j0), rsb),
@@ -377,25 +396,20 @@ mod avx512 {
                             ),
                             _ => (Some((cp.add(ib * ldc + j0) as *const f32, ldc)), None),
                         };
-                        let mr = tile_rows_for(width);
-                        let mut i0 = ib;
-                        while i0 < i_end {
-                            let t = Tile {
-                                k: kc,
-                                a: ap.add(i0 * a.rs + p0 * a.cs),
-                                rsa: a.rs,
-                                csa: a.cs,
-                                b: b0,
-                                rsb: rsb0,
-                                c: cp.add(i0 * ldc + j0),
-                                ldc,
-                                masks,
-                                add: add.map(|(p, rs)| (p.add((i0 - ib) * rs), rs)),
-                                add_row,
-                            };
-                            tile(width, (i_end - i0).min(mr), &t);
-                            i0 += mr;
-                        }
+                        let t = Tile {
+                            k: kc,
+                            a: ablk,
+                            rsa,
+                            csa,
+                            b: b0,
+                            rsb: rsb0,
+                            c: cp.add(ib * ldc + j0),
+                            ldc,
+                            masks,
+                            add,
+                            add_row,
+                        };
+                        row_tiles(width, i_end - ib, &t);
                     }
                     ib = i_end;
                 }
@@ -426,6 +440,25 @@ mod avx512 {
         }
     }
 
+    /// Copies a's block [rows, kc] (a transposed matrix: rows contiguous at `a`, columns `csa`
+    /// apart) into `packed` as [kc, MC]: row p of the copy holds column p of the block.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack_a(packed: &mut [f32], a: *const f32, csa: usize, kc: usize, rows: usize) {
+        for p in 0..kc {
+            let (src, dst) = (a.add(p * csa), packed.as_mut_ptr().add(p * MC));
+            let mut i = 0;
+            while i < rows {
+                let mask: __mmask16 = if rows - i >= 16 {
+                    0xffff
+                } else {
+                    (1u16 << (rows - i)) - 1
+                };
+                _mm512_mask_storeu_ps(dst.add(i), mask, _mm512_maskz_loadu_ps(mask, src.add(i)));
+                i += 16;
+            }
+        }
+    }
+
     /// The lane masks of the four 16-lane vectors of a tile row `w` (1..=64) columns wide.
     fn column_masks(w: usize) -> [__mmask16; 4] {
         std::array::from_fn(|v| {
@@ -438,29 +471,52 @@ mod avx512 {
         })
     }
 
-    /// One [rows, width] tile (`panel_width`, `tile_rows_for`): the shape is a compile-time
-    /// constant in [`tile_vr`], so the accumulators stay in registers.
+    /// Every row tile of one panel of a block: rows [0, rows) of `t`'s a and c, in tiles of
+    /// [6, 64], [12, 32] or [12, 16] (by the panel's width) and one shorter last tile. The tile
+    /// shape is a compile-time constant in [`tile_vr`], so the accumulators stay in registers.
+    /// The loop over the tiles is here, inside the AVX-512 code: in [`blocks`], building a `Tile`
+    /// and calling out once per tile took 8% of a small bench's samples (perf).
     #[target_feature(enable = "avx512f")]
-    unsafe fn tile(width: usize, rows: usize, t: &Tile) {
-        macro_rules! by_rows {
-            ($v:literal: $($r:literal)*) => {
-                match rows {
-                    $($r => tile_vr::<$r, $v>(t),)*
-                    _ => unreachable!("{rows} rows in a tile {width} wide"),
-                }
-            };
-        }
-        match width {
-            64 => by_rows!(4: 1 2 3 4 5 6),
-            32 => by_rows!(2: 1 2 3 4 5 6 7 8 9 10 11 12),
-            _ => by_rows!(1: 1 2 3 4 5 6 7 8 9 10 11 12),
+    unsafe fn row_tiles(width: usize, rows: usize, t: &Tile) {
+        // Every column of the panel valid: plain loads and stores. Masked ones, even with every
+        // lane set, made a whole training step 6-8% slower (small and standard, steps alternating
+        // between the two in one run).
+        let full = t.masks.iter().take(width / 16).all(|&m| m == 0xffff);
+        match (width, full) {
+            (64, false) => row_tiles_v::<6, 4, false>(rows, t),
+            (32, false) => row_tiles_v::<12, 2, false>(rows, t),
+            (_, false) => row_tiles_v::<12, 1, false>(rows, t),
+            (64, true) => row_tiles_v::<6, 4, true>(rows, t),
+            (32, true) => row_tiles_v::<12, 2, true>(rows, t),
+            (_, true) => row_tiles_v::<12, 1, true>(rows, t),
         }
     }
 
-    /// One tile's operands: a [R, k] at `a` (strides rsa, csa), b [k, <= 16 V] at `b` (row stride
-    /// rsb), c [R, <= 16 V] at `c`; `masks` select the valid columns of each 16-lane vector.
-    /// The sums are added to `add` (pointer, row stride: c itself or a residual) plus `add_row`
-    /// (a bias, the same for every row) where given, then stored to c.
+    /// [`row_tiles`] for tiles [R, 16 V], every column valid when FULL (else `t.masks` apply).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn row_tiles_v<const R: usize, const V: usize, const FULL: bool>(rows: usize, t: &Tile) {
+        let mut i0 = 0;
+        while i0 + R <= rows {
+            tile_vr::<R, V, FULL>(t, i0);
+            i0 += R;
+        }
+        macro_rules! last {
+            ($($r:literal)*) => {
+                match rows - i0 {
+                    0 => {}
+                    $($r if $r < R => tile_vr::<$r, V, FULL>(t, i0),)*
+                    left => unreachable!("{left} rows left after tiles of {R}"),
+                }
+            };
+        }
+        last!(1 2 3 4 5 6 7 8 9 10 11);
+    }
+
+    /// The operands of one panel's row tiles: a [rows, k] at `a` (strides rsa, csa), b [k, <= 16 V]
+    /// at `b` (row stride rsb), c [rows, <= 16 V] at `c`; `masks` select the valid columns of each
+    /// 16-lane vector. The sums are added to `add` (pointer, row stride: c itself or a residual)
+    /// plus `add_row` (a bias, the same for every row) where given, then stored to c.
     struct Tile {
         k: usize,
         a: *const f32,
@@ -475,17 +531,26 @@ mod avx512 {
         add_row: Option<*const f32>,
     }
 
-    /// c[R, 16 V] (+)= a[R, k] @ b[k, 16 V]: each sum runs over p in order, one FMA per step, so
-    /// the result does not depend on the tile's shape.
+    /// Rows [i0, i0 + R) of `t`: c[R, 16 V] (+)= a[R, k] @ b[k, 16 V]. Each sum runs over p in
+    /// order, one FMA per step, so the result does not depend on the tile's shape.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tile_vr<const R: usize, const V: usize>(t: &Tile) {
+    unsafe fn tile_vr<const R: usize, const V: usize, const FULL: bool>(t: &Tile, i0: usize) {
+        let a = t.a.add(i0 * t.rsa);
+        let c = t.c.add(i0 * t.ldc);
+        let add = t.add.map(|(p, rs)| (p.add(i0 * rs), rs));
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         for p in 0..t.k {
             let brow = t.b.add(p * t.rsb);
             // wrapping_add: a vector's masked-off lanes are not read and may lie past the end.
-            let bv: [__m512; V] = std::array::from_fn(|v| _mm512_maskz_loadu_ps(t.masks[v], brow.wrapping_add(16 * v)));
-            let arow = t.a.add(p * t.csa);
+            let bv: [__m512; V] = std::array::from_fn(|v| {
+                if FULL {
+                    _mm512_loadu_ps(brow.add(16 * v))
+                } else {
+                    _mm512_maskz_loadu_ps(t.masks[v], brow.wrapping_add(16 * v))
+                }
+            });
+            let arow = a.add(p * t.csa);
             for (i, acc_i) in acc.iter_mut().enumerate() {
                 let ai = _mm512_set1_ps(*arow.add(i * t.rsa));
                 for (acc_iv, &b) in acc_i.iter_mut().zip(&bv) {
@@ -494,12 +559,18 @@ mod avx512 {
             }
         }
         for (i, acc_i) in acc.iter().enumerate() {
-            let crow = t.c.add(i * t.ldc);
-            let addrow = t.add.map(|(p, rs)| p.add(i * rs));
+            let crow = c.add(i * t.ldc);
+            let addrow = add.map(|(p, rs)| p.add(i * rs));
             for (v, &sum) in acc_i.iter().enumerate() {
                 let mask = t.masks[v];
                 // wrapping_add: masked-off lanes are not read and may lie past the end.
-                let load = |p: *const f32| _mm512_maskz_loadu_ps(mask, p.wrapping_add(16 * v));
+                let load = |p: *const f32| {
+                    if FULL {
+                        _mm512_loadu_ps(p.add(16 * v))
+                    } else {
+                        _mm512_maskz_loadu_ps(mask, p.wrapping_add(16 * v))
+                    }
+                };
                 // (residual + bias) first, as a filled c would hold them, then the sums.
                 let start = match (addrow, t.add_row) {
                     (Some(r), Some(b)) => Some(_mm512_add_ps(load(r), load(b))),
@@ -511,7 +582,11 @@ mod avx512 {
                 if let Some(start) = start {
                     out = _mm512_add_ps(out, start);
                 }
-                _mm512_mask_storeu_ps(crow.wrapping_add(16 * v), mask, out);
+                if FULL {
+                    _mm512_storeu_ps(crow.add(16 * v), out);
+                } else {
+                    _mm512_mask_storeu_ps(crow.wrapping_add(16 * v), mask, out);
+                }
             }
         }
     }
@@ -540,7 +615,8 @@ mod tests {
     /// The AVX-512 kernel's sums are the fixed-order ones, bit for bit: each c[i, j] is a chain of
     /// fused multiply-adds over p in order within blocks of KC, each block's sum added to c (or the
     /// bias) in order. So no tile shape ([6, 64], [12, 32], [12, 16]), packing or thread count can
-    /// change a result. The shapes cover every tile width and edge, packed and unpacked b.
+    /// change a result. The shapes cover every tile width and edge, full and partial panels,
+    /// packed and unpacked a and b.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn kernel_sums_are_fixed_order_fmas_bit_for_bit() {
@@ -548,10 +624,26 @@ mod tests {
             eprintln!("no AVX-512 here: the kernel is matrixmultiply's, whose order is its own");
             return;
         }
-        for &(m, k, n) in &[(7, 5, 64), (13, 300, 117), (12, 1, 200), (30, 40, 16), (260, 300, 530)] {
+        for &(m, k, n, a_t) in &[
+            (7, 5, 64, false),
+            (13, 300, 117, false),
+            (13, 300, 117, true),
+            (12, 1, 200, false),
+            (30, 40, 16, false),
+            (260, 300, 530, false),
+            // a transposed and packed (PACK_A_MIN_ROWS): several row and reduction blocks.
+            (260, 300, 530, true),
+        ] {
             let a_store = filled(m * k, 5);
+            // The same a [m, k] stored transposed, [k, m].
+            let a_t_store: Vec<f32> = (0..k * m).map(|x| a_store[(x % m) * k + x / m]).collect();
+            let a = if a_t {
+                View::new(&a_t_store, k, m).t()
+            } else {
+                View::new(&a_store, m, k)
+            };
             let b_store = filled(k * (n + 3), 6);
-            let (a, b) = (View::new(&a_store, m, k), strided(&b_store, k, n, n + 3));
+            let b = strided(&b_store, k, n, n + 3);
             let bias = filled(n, 7);
             let c0 = filled(m * n, 8);
             let residual = filled(m * n, 9);
@@ -589,7 +681,7 @@ mod tests {
                     .count();
                 assert_eq!(
                     differ, 0,
-                    "{m}x{k}x{n}: {differ} sums differ from the fixed-order chain"
+                    "{m}x{k}x{n} a_t={a_t}: {differ} sums differ from the fixed-order chain"
                 );
             }
         }
