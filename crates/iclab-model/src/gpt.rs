@@ -240,7 +240,7 @@ struct Chunk {
     ln2: Buf,       // [L, bt, c]
     ln2_mean: Buf,  // [L, bt]
     ln2_rstd: Buf,  // [L, bt]
-    fch: Buf,       // [L, bt, 4c]
+    fch: Buf,       // [L, bt, 4c]: c_fc's output, then GELU's derivative at it
     fch_gelu: Buf,  // [L, bt, 4c]
     x_resid: Buf,   // [rows * n, c]: the last block's input at the x-tokens
     lnf: Buf,       // [rows * n, c]: x-tokens only, like everything after the last attention
@@ -414,7 +414,8 @@ impl Chunk {
                 c,
                 4 * c,
             );
-            gelu_forward(fch_gelu, fch);
+            // fch keeps gelu'(fch) from here on: all the backward pass reads of it.
+            gelu_forward_keep_grad(fch_gelu, fch);
             matmul_forward(
                 res_out,
                 fch_gelu,
@@ -526,7 +527,7 @@ impl Chunk {
                 4 * c,
                 c,
             );
-            gelu_backward_inplace(dfch, fch);
+            gelu_backward_from_grad(dfch, fch);
             let (gw, gb) = wb(g, o.c_fc_w, c * 4 * c, 4 * c);
             matmul_backward(dbuf, gw, gb, dfch, ln2, &pt[o.c_fc_w..][..c * 4 * c], m, c, 4 * c);
             let (gw, gb) = wb(g, o.ln_2_w, c, c);

@@ -459,10 +459,26 @@ pub fn gelu_backward(dinp: &mut [f32], inp: &[f32], dout: &[f32]) {
 }
 
 multiversion! {
-/// In-place variant of [`gelu_backward`]: d [n] holds dout on entry and dinp on return.
-pub fn gelu_backward_inplace(d: &mut [f32], inp: &[f32]) {
-    for (di, &x) in d.iter_mut().zip(inp) {
-        *di *= gelu_grad(x);
+/// [`gelu_forward`] for training: `inp_grad` holds the input on entry and GELU's derivative at it
+/// on return, all that [`gelu_backward_from_grad`] needs. The sigmoid (an exp and a division, the
+/// division the bound of both passes) is computed once instead of again in the backward pass;
+/// the derivative's bits are those [`gelu_backward`] computes.
+pub fn gelu_forward_keep_grad(out: &mut [f32], inp_grad: &mut [f32]) {
+    for (o, xg) in out.iter_mut().zip(inp_grad.iter_mut()) {
+        let x = *xg;
+        let s = gelu_sigmoid(x);
+        *o = x * s;
+        *xg = gelu_grad_at(x, s);
+    }
+}
+}
+
+multiversion! {
+/// Backward of [`gelu_forward_keep_grad`]: d [n] holds dout on entry and dinp = gelu'(inp) * dout
+/// on return, `grad` holding gelu'(inp).
+pub fn gelu_backward_from_grad(d: &mut [f32], grad: &[f32]) {
+    for (di, &g) in d.iter_mut().zip(grad) {
+        *di *= g;
     }
 }
 }
@@ -477,7 +493,12 @@ fn gelu_sigmoid(x: f32) -> f32 {
 /// d/dx [x s] = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) u' = s + 2 x s (1 - s) u'.
 #[inline(always)]
 fn gelu_grad(x: f32) -> f32 {
-    let s = gelu_sigmoid(x);
+    gelu_grad_at(x, gelu_sigmoid(x))
+}
+
+/// [`gelu_grad`] with s = gelu_sigmoid(x) given.
+#[inline(always)]
+fn gelu_grad_at(x: f32, s: f32) -> f32 {
     let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * x * x);
     s + 2.0 * x * s * (1.0 - s) * du
 }

@@ -218,9 +218,13 @@ fn gelu_backward_matches_finite_differences() {
     }
     let mut dinp = vec![0.0; len];
     gelu_backward(&mut dinp, &inp, &g);
-    let mut inplace = g.clone();
-    gelu_backward_inplace(&mut inplace, &inp);
-    assert_eq!(dinp, inplace);
+    // The training pair: the same outputs, and the same gradient bit for bit.
+    let (mut out_kept, mut grad) = (vec![0.0; len], inp.clone());
+    gelu_forward_keep_grad(&mut out_kept, &mut grad);
+    assert_eq!(out_kept, out);
+    let mut from_grad = g.clone();
+    gelu_backward_from_grad(&mut from_grad, &grad);
+    assert_eq!(dinp, from_grad);
     let ni = numeric_grad(&mut inp.clone(), |v| {
         gelu_forward(&mut out, v);
         objective(&out, &g)
