@@ -444,7 +444,10 @@ mod avx512 {
     /// apart) into `packed` as [kc, MC]: row p of the copy holds column p of the block.
     #[target_feature(enable = "avx512f")]
     unsafe fn pack_a(packed: &mut [f32], a: *const f32, csa: usize, kc: usize, rows: usize) {
+        debug_assert!(rows <= MC && kc <= KC && packed.len() >= KC * MC);
         for p in 0..kc {
+            // SAFETY: the caller's a covers [rows, kc] (rows contiguous, columns csa apart);
+            // masked-off lanes are neither read nor written.
             let (src, dst) = (a.add(p * csa), packed.as_mut_ptr().add(p * MC));
             let mut i = 0;
             while i < rows {
