@@ -323,6 +323,11 @@ mod avx512 {
     unsafe fn run(a: View, bp: *const f32, rsb: usize, n: usize, c: &mut [f32], ldc: usize, start: Start) {
         let pack_a = a.cs != 1 && a.rows >= PACK_A_MIN_ROWS;
         let pack_b = a.rows >= PACK_B_MIN_ROWS && rsb >= PACK_B_MIN_STRIDE;
+        if !pack_a && !pack_b {
+            // Attention's small products, called per prompt and head, never touch the buffers.
+            blocks(a, bp, rsb, n, c, ldc, start, None, None);
+            return;
+        }
         PACKED.with(|packed| {
             let mut packed = packed.borrow_mut();
             let Packed { a: buf_a, b: buf_b } = &mut *packed;
@@ -451,11 +456,7 @@ mod avx512 {
             let (src, dst) = (a.add(p * csa), packed.as_mut_ptr().add(p * MC));
             let mut i = 0;
             while i < rows {
-                let mask: __mmask16 = if rows - i >= 16 {
-                    0xffff
-                } else {
-                    (1u16 << (rows - i)) - 1
-                };
+                let mask = crate::simd::lane_mask(rows - i);
                 _mm512_mask_storeu_ps(dst.add(i), mask, _mm512_maskz_loadu_ps(mask, src.add(i)));
                 i += 16;
             }
@@ -464,14 +465,7 @@ mod avx512 {
 
     /// The lane masks of the four 16-lane vectors of a tile row `w` (1..=64) columns wide.
     fn column_masks(w: usize) -> [__mmask16; 4] {
-        std::array::from_fn(|v| {
-            let lanes = w.saturating_sub(16 * v);
-            if lanes >= 16 {
-                0xffff
-            } else {
-                (1u16 << lanes) - 1
-            }
-        })
+        std::array::from_fn(|v| crate::simd::lane_mask(w.saturating_sub(16 * v)))
     }
 
     /// Every row tile of one panel of a block: rows [0, rows) of `t`'s a and c, in tiles of

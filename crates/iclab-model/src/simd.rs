@@ -62,6 +62,16 @@ macro_rules! multiversion {
 }
 pub(crate) use multiversion;
 
+/// The AVX-512 lane mask selecting the first min(lanes, 16) of 16 lanes.
+#[inline(always)]
+pub fn lane_mask(lanes: usize) -> u16 {
+    if lanes >= 16 {
+        0xffff
+    } else {
+        (1u16 << lanes) - 1
+    }
+}
+
 /// Lanes of every reduction: 16 f32 = one AVX-512 register, two AVX2 registers.
 pub const LANES: usize = 16;
 
