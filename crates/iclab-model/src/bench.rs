@@ -28,7 +28,8 @@ pub struct BenchReport {
     pub steps: usize,
     pub seconds: f64,
     pub steps_per_s: f64,
-    /// Tokens processed per second (batch * 2n per step).
+    /// Prompt tokens per second (batch * 2n per step, as the PyTorch reference counts them; the
+    /// model runs 2n - 1 of them, see `layers::prompt_tokens`).
     pub tokens_per_s: f64,
     /// Matmul + attention FLOPs of one step, forward and backward.
     pub gflop_per_step: f64,
@@ -49,14 +50,15 @@ pub struct BenchReport {
 
 /// FLOPs one training step executes (forward + backward = 3 x forward), counting the matmuls
 /// (24 b t C^2 per layer: c_attn 3C^2, attn c_proj C^2, c_fc 4C^2, mlp c_proj 4C^2, 2 flops per
-/// multiply-add) and causal attention (q.k and att.v over the t(t+1)/2 visible pairs). The last
+/// multiply-add) and causal attention (q.k and att.v over the t(t+1)/2 visible pairs), over the
+/// t = 2n - 1 tokens the model runs (`layers::prompt_tokens`: the last y-token is not). The last
 /// block runs its attention projection and MLP (9C^2 of its 12C^2) on the n x-tokens only, and the
 /// read-out reads n rows (see `Chunk::forward`): that work is counted once per x-token, so that
 /// GFLOP/s measures the arithmetic done, not the arithmetic a full-sequence model would do.
 pub fn step_flops(cfg: &ModelConfig, b: usize, n: usize) -> f64 {
     let (n, c, l) = (n as f64, cfg.n_embd as f64, cfg.n_layer as f64);
-    let (b, t) = (b as f64, 2.0 * n);
-    let matmul = 24.0 * b * t * c * c * l - 18.0 * b * n * c * c;
+    let (b, t) = (b as f64, 2.0 * n - 1.0);
+    let matmul = 24.0 * b * t * c * c * l - 18.0 * b * (t - n) * c * c;
     let attention = 2.0 * b * c * t * (t + 1.0) * l;
     let readin_out = 2.0 * b * c * (t * cfg.d as f64 + n);
     3.0 * (matmul + attention + readin_out)
@@ -111,7 +113,7 @@ fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], 
 pub fn matmul_ceiling(cfg: &ModelConfig, b: usize, n: usize, min_seconds: f64) -> f64 {
     let rows = chunk_rows(b);
     let n_chunks = b.div_ceil(rows);
-    let (c, t) = (cfg.n_embd, 2 * n);
+    let (c, t) = (cfg.n_embd, crate::layers::prompt_tokens(n));
     let bt = rows * t;
     // (in, out) of the four matmuls of a block.
     let shapes = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)];
@@ -260,7 +262,11 @@ pub struct MatmulShapeReport {
 /// and the weight gradient, then one head's attention products. Each is timed alternately on
 /// the kernel and on matrixmultiply, 5 rounds of `seconds_per_round` each.
 pub fn bench_matmul(cfg: &ModelConfig, b: usize, seconds_per_round: f64) -> Vec<MatmulShapeReport> {
-    let (c, t, hs) = (cfg.n_embd, 2 * cfg.n_points, cfg.n_embd / cfg.n_head);
+    let (c, t, hs) = (
+        cfg.n_embd,
+        crate::layers::prompt_tokens(cfg.n_points),
+        cfg.n_embd / cfg.n_head,
+    );
     let bt = chunk_rows(b) * t;
     // (name, m, k, n, a transposed, b transposed)
     let mut shapes: Vec<(String, usize, usize, usize, bool, bool)> = Vec::new();

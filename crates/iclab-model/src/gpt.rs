@@ -225,7 +225,7 @@ pub(crate) fn chunk_rows(b: usize) -> usize {
 #[derive(Default)]
 struct Chunk {
     cap_rows: usize,
-    cap_t: usize,
+    cap_n: usize,
     rows: usize,
     n: usize,
     xs: Buf,        // [rows, n, d]
@@ -258,18 +258,18 @@ struct Chunk {
 impl Chunk {
     /// Makes room for `rows` prompts of `n` points (grows only).
     fn ensure(&mut self, cfg: &ModelConfig, rows: usize, n: usize, with_grads: bool) {
-        let t = 2 * n;
-        if rows > self.cap_rows || t > self.cap_t {
+        if rows > self.cap_rows || n > self.cap_n {
             let rows = rows.max(self.cap_rows);
-            let t = t.max(self.cap_t);
+            let n = n.max(self.cap_n);
+            let t = prompt_tokens(n);
             let (l, c, nh) = (cfg.n_layer, cfg.n_embd, cfg.n_head);
-            let bt = rows * t;
+            let (bt, bn) = (rows * t, rows * n);
             let had_grads = !self.grads.is_empty();
             *self = Chunk {
                 cap_rows: rows,
-                cap_t: t,
-                xs: Buf::zeroed(rows * (t / 2) * cfg.d),
-                ys: Buf::zeroed(rows * (t / 2)),
+                cap_n: n,
+                xs: Buf::zeroed(bn * cfg.d),
+                ys: Buf::zeroed(bn),
                 residual: Buf::zeroed((2 * l + 1) * bt * c),
                 ln1: Buf::zeroed(l * bt * c),
                 ln1_mean: Buf::zeroed(l * bt),
@@ -282,12 +282,12 @@ impl Chunk {
                 ln2_rstd: Buf::zeroed(l * bt),
                 fch: Buf::zeroed(l * bt * 4 * c),
                 fch_gelu: Buf::zeroed(l * bt * 4 * c),
-                x_resid: Buf::zeroed(bt / 2 * c),
-                lnf: Buf::zeroed(bt / 2 * c),
-                lnf_mean: Buf::zeroed(bt / 2),
-                lnf_rstd: Buf::zeroed(bt / 2),
-                preds: Buf::zeroed(rows * (t / 2)),
-                dpreds: Buf::zeroed(rows * (t / 2)),
+                x_resid: Buf::zeroed(bn * c),
+                lnf: Buf::zeroed(bn * c),
+                lnf_mean: Buf::zeroed(bn),
+                lnf_rstd: Buf::zeroed(bn),
+                preds: Buf::zeroed(bn),
+                dpreds: Buf::zeroed(bn),
                 ..Chunk::default()
             };
             if had_grads {
@@ -303,7 +303,7 @@ impl Chunk {
 
     fn alloc_backward(&mut self, cfg: &ModelConfig) {
         let c = cfg.n_embd;
-        let bt = self.cap_rows * self.cap_t;
+        let bt = self.cap_rows * prompt_tokens(self.cap_n);
         self.dresidual = Buf::zeroed(bt * c);
         self.dbuf = Buf::zeroed(bt * c);
         self.dqkv = Buf::zeroed(bt * 3 * c);
@@ -315,7 +315,7 @@ impl Chunk {
     fn forward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32]) {
         let _ftz = crate::simd::FlushSubnormals::new();
         let (b, n, d, c, nh) = (self.rows, self.n, cfg.d, cfg.n_embd, cfg.n_head);
-        let t = 2 * n;
+        let t = prompt_tokens(n);
         let bt = b * t;
         let (bc, bc3, bc4) = (bt * c, bt * 3 * c, bt * 4 * c);
         let att_len = b * nh * t * t;
@@ -371,8 +371,8 @@ impl Chunk {
             // m = b * n x-token rows alone. That skips 9C^2 of its 12C^2 per-token matmul work
             // for half the tokens: 3/(8L) of the blocks' matmuls, 19% at 2 layers, 9% at 4.
             let (m, res_in) = if l + 1 == cfg.n_layer {
-                compact_x_rows(atty, b * n, c);
-                gather_x_rows(&mut self.x_resid, res_in, b * n, c);
+                compact_x_rows(atty, b, n, c);
+                gather_x_rows(&mut self.x_resid, res_in, b, n, c);
                 (b * n, &self.x_resid[..b * n * c])
             } else {
                 (bt, res_in)
@@ -455,7 +455,7 @@ impl Chunk {
     fn backward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32], pt: &[f32]) {
         let _ftz = crate::simd::FlushSubnormals::new();
         let (b, n, d, c, nh) = (self.rows, self.n, cfg.d, cfg.n_embd, cfg.n_head);
-        let t = 2 * n;
+        let t = prompt_tokens(n);
         let bt = b * t;
         let (bc, bc3, bc4) = (bt * c, bt * 3 * c, bt * 4 * c);
         let att_len = b * nh * t * t;
@@ -548,8 +548,8 @@ impl Chunk {
             matmul_backward(dbuf, gw, gb, &dres[..mc], atty, &pt[o.attn_proj_w..][..c * c], m, c, c);
             if last {
                 // Back to every token: the y-tokens' outputs of this block had no gradient.
-                expand_x_rows(dbuf, bn, c);
-                expand_x_rows(dres, bn, c);
+                expand_x_rows(dbuf, b, n, c);
+                expand_x_rows(dres, b, n, c);
             }
             attention_backward(dqkv, dbuf, qkv, att, b, t, c, nh);
             let (gw, gb) = wb(g, o.c_attn_w, c * 3 * c, 3 * c);

@@ -14,12 +14,23 @@ use crate::simd::{self, multiversion, LANES};
 /// LayerNorm epsilon of GPT-2 (Hugging Face `layer_norm_epsilon`).
 pub const LN_EPS: f32 = 1e-5;
 
+/// Tokens the model runs for a prompt of n points: x_1, y_1, ..., y_{n-1}, x_n, 2n - 1 of the
+/// prompt's 2n. The last y-token is left out because nothing it computes can reach a prediction:
+/// under the causal mask only later tokens attend to it and there are none, and the predictions
+/// are read at the x-tokens (SPEC.md). The other tokens' outputs and every gradient are what the
+/// full 2n tokens give (the left-out token's rows received zero gradient); 1/(2n) of all the work
+/// is saved.
+pub fn prompt_tokens(n: usize) -> usize {
+    (2 * n).saturating_sub(1)
+}
+
 multiversion! {
 /// Read-in of the interleaved tokens plus position embeddings (llm.c's `encoder_forward`).
 ///
 /// Token 2i is x_i = xs[b, i, :], token 2i+1 is the y-token [ys[b, i], 0, ..., 0] (SPEC.md,
-/// "Prompts"); out[b, t, :] = read_in.weight @ token + read_in.bias + wpe[t, :].
-/// out [b, 2n, c], xs [b, n, d], ys [b, n], w [c, d] (nn.Linear layout), bias [c], wpe [>= 2n, c].
+/// "Prompts"); out[b, t, :] = read_in.weight @ token + read_in.bias + wpe[t, :] for the
+/// t = 2n - 1 tokens of [`prompt_tokens`].
+/// out [b, t, c], xs [b, n, d], ys [b, n], w [c, d] (nn.Linear layout), bias [c], wpe [>= t, c].
 pub fn encoder_forward(
     out: &mut [f32],
     xs: &[f32],
@@ -36,12 +47,15 @@ pub fn encoder_forward(
     // they were 2-4% of a step at d = 1, perf), reading w transposed, [d, c]. Each output still
     // sums bias + wpe, then w[ch, j] x[j] in order of j, as before.
     let wt = transpose(&w[..c * d], c, d);
-    let (bias, t_len) = (&bias[..c], 2 * n);
+    let (bias, t_len) = (&bias[..c], prompt_tokens(n));
     for bi in 0..b {
         for i in 0..n {
             let x = &xs[(bi * n + i) * d..][..d];
             let y = ys[bi * n + i];
             for (t, is_y) in [(2 * i, false), (2 * i + 1, true)] {
+                if t == t_len {
+                    break; // y_n (see `prompt_tokens`)
+                }
                 let o = &mut out[(bi * t_len + t) * c..][..c];
                 let p = &wpe[t * c..][..c];
                 for ch in 0..c {
@@ -62,7 +76,8 @@ pub fn encoder_forward(
 }
 
 multiversion! {
-/// Backward of [`encoder_forward`]: dw [c, d] +=, dbias [c] +=, dwpe [>= 2n, c] +=; dout [b, 2n, c].
+/// Backward of [`encoder_forward`]: dw [c, d] +=, dbias [c] +=, dwpe [>= t, c] +=; dout [b, t, c],
+/// t = [`prompt_tokens`]`(n)`.
 pub fn encoder_backward(
     dw: &mut [f32],
     dbias: &mut [f32],
@@ -78,12 +93,15 @@ pub fn encoder_backward(
     // Over channels, into dw transposed (see `encoder_forward`); each entry of dw receives the
     // same additions in the same order as before.
     let mut dwt = transpose(&dw[..c * d], c, d);
-    let (dbias, t_len) = (&mut dbias[..c], 2 * n);
+    let (dbias, t_len) = (&mut dbias[..c], prompt_tokens(n));
     for bi in 0..b {
         for i in 0..n {
             let x = &xs[(bi * n + i) * d..][..d];
             let y = ys[bi * n + i];
             for (t, is_y) in [(2 * i, false), (2 * i + 1, true)] {
+                if t == t_len {
+                    break;
+                }
                 let g = &dout[(bi * t_len + t) * c..][..c];
                 let dp = &mut dwpe[t * c..][..c];
                 for ch in 0..c {
@@ -605,29 +623,40 @@ pub fn readout_backward(
     }
 }
 
-/// Keeps the x-token rows of a token buffer in place: [b, 2n, c] -> [b * n, c], token 2i of
-/// prompt p (x_{i+1}) moving to row p * n + i. `bn` = b * n. Rows are moved in ascending order,
-/// so each is read before anything overwrites it (row r is written from row 2r >= r).
-pub fn compact_x_rows(buf: &mut [f32], bn: usize, c: usize) {
-    for r in 1..bn {
-        buf.copy_within(2 * r * c..(2 * r + 1) * c, r * c);
+/// Row of x-token i (x_{i+1}) of prompt p in a token buffer [b, t, c], t = [`prompt_tokens`]`(n)`.
+fn x_row(p: usize, i: usize, n: usize) -> usize {
+    p * prompt_tokens(n) + 2 * i
+}
+
+/// Keeps the x-token rows of a token buffer in place: [b, t, c] -> [b * n, c], x-token i of
+/// prompt p moving to row p * n + i. Rows are moved in ascending order, so each is read before
+/// anything overwrites it (row r = p n + i is written from row p (2n - 1) + 2i >= r).
+pub fn compact_x_rows(buf: &mut [f32], b: usize, n: usize, c: usize) {
+    for r in 1..b * n {
+        let from = x_row(r / n, r % n, n);
+        buf.copy_within(from * c..(from + 1) * c, r * c);
     }
 }
 
-/// Inverse of [`compact_x_rows`] for gradients: [b * n, c] -> [b, 2n, c] in place, the y-token
+/// Inverse of [`compact_x_rows`] for gradients: [b * n, c] -> [b, t, c] in place, the y-token
 /// rows zero (they did not reach the output). Rows move in descending order, so each is read
-/// before anything overwrites it (row r is written into rows 2r and 2r + 1 > r).
-pub fn expand_x_rows(buf: &mut [f32], bn: usize, c: usize) {
-    for r in (0..bn).rev() {
-        buf.copy_within(r * c..(r + 1) * c, 2 * r * c);
-        buf[(2 * r + 1) * c..][..c].fill(0.0);
+/// before anything overwrites it (row r is written into rows x_row >= r and the y-token after it).
+pub fn expand_x_rows(buf: &mut [f32], b: usize, n: usize, c: usize) {
+    let t = prompt_tokens(n);
+    for r in (0..b * n).rev() {
+        let to = x_row(r / n, r % n, n);
+        buf.copy_within(r * c..(r + 1) * c, to * c);
+        if to % t + 1 < t {
+            buf[(to + 1) * c..][..c].fill(0.0);
+        }
     }
 }
 
-/// out [b * n, c] = the x-token rows of inp [b, 2n, c] (see [`compact_x_rows`]).
-pub fn gather_x_rows(out: &mut [f32], inp: &[f32], bn: usize, c: usize) {
-    for (r, o) in out[..bn * c].chunks_exact_mut(c).enumerate() {
-        o.copy_from_slice(&inp[2 * r * c..][..c]);
+/// out [b * n, c] = the x-token rows of inp [b, t, c] (see [`compact_x_rows`]).
+pub fn gather_x_rows(out: &mut [f32], inp: &[f32], b: usize, n: usize, c: usize) {
+    for (r, o) in out[..b * n * c].chunks_exact_mut(c).enumerate() {
+        let from = x_row(r / n, r % n, n);
+        o.copy_from_slice(&inp[from * c..][..c]);
     }
 }
 

@@ -65,12 +65,12 @@ fn assert_close(what: &str, analytic: &[f32], numeric: &[f64], tol: f64) {
 #[test]
 fn encoder_backward_matches_finite_differences() {
     let (b, n, d, c) = (2, 3, 4, 5);
-    let t = 2 * n;
+    let t = prompt_tokens(n); // 2n - 1: the last y-token is not run
     let mut xs = randn(1, b * n * d, 1.0);
     let mut ys = randn(2, b * n, 1.0);
     let w = randn(3, c * d, 1.0);
     let bias = randn(4, c, 1.0);
-    let wpe = randn(5, (t + 2) * c, 1.0); // longer than 2n: only the first 2n rows are used
+    let wpe = randn(5, (t + 2) * c, 1.0); // longer than t: only the first t rows are used
     let g = randn(6, b * t * c, 1.0);
     let mut out = vec![0.0; b * t * c];
     let (mut dw, mut db, mut dwpe) = (vec![0.0; c * d], vec![0.0; c], vec![0.0; (t + 2) * c]);
@@ -455,23 +455,31 @@ fn configs_are_validated() {
 
 #[test]
 fn x_rows_compact_expand_and_gather_move_the_right_rows() {
-    // [b = 2, t = 2n = 6, c = 3], element (row, ch) = 10 row + ch.
-    let (bn, c) = (6, 3);
-    let tokens: Vec<f32> = (0..2 * bn)
+    // [b = 2, t = 2n - 1 = 5, c = 3] (the last y-token is not run: `prompt_tokens`), element
+    // (row, ch) = 10 row + ch; the x-tokens are rows 0, 2, 4 of each prompt: 0, 2, 4, 5, 7, 9.
+    let (b, n, c) = (2, 3, 3);
+    let t = prompt_tokens(n);
+    assert_eq!(t, 5);
+    let x_rows = [0, 2, 4, 5, 7, 9];
+    let tokens: Vec<f32> = (0..b * t)
         .flat_map(|r| (0..c).map(move |ch| (10 * r + ch) as f32))
         .collect();
-    let want_x: Vec<f32> = (0..bn)
-        .flat_map(|r| (0..c).map(move |ch| (20 * r + ch) as f32))
+    let want_x: Vec<f32> = x_rows
+        .iter()
+        .flat_map(|&r| (0..c).map(move |ch| (10 * r + ch) as f32))
         .collect();
-    let mut gathered = vec![-1.0; bn * c];
-    gather_x_rows(&mut gathered, &tokens, bn, c);
+    let mut gathered = vec![-1.0; b * n * c];
+    gather_x_rows(&mut gathered, &tokens, b, n, c);
     assert_eq!(gathered, want_x);
     let mut buf = tokens.clone();
-    compact_x_rows(&mut buf, bn, c);
-    assert_eq!(&buf[..bn * c], &want_x[..]);
-    expand_x_rows(&mut buf, bn, c);
-    let want_expanded: Vec<f32> = (0..2 * bn)
-        .flat_map(|r| (0..c).map(move |ch| if r % 2 == 0 { (10 * r + ch) as f32 } else { 0.0 }))
+    compact_x_rows(&mut buf, b, n, c);
+    assert_eq!(&buf[..b * n * c], &want_x[..]);
+    expand_x_rows(&mut buf, b, n, c);
+    let want_expanded: Vec<f32> = (0..b * t)
+        .flat_map(|r| {
+            let x = x_rows.contains(&r);
+            (0..c).map(move |ch| if x { (10 * r + ch) as f32 } else { 0.0 })
+        })
         .collect();
     assert_eq!(buf, want_expanded);
 }
