@@ -176,9 +176,75 @@ pub fn exp(x: f32) -> f32 {
     er * f32::from_bits(((n_int + 127) << 23) as u32)
 }
 
+/// [`exp`] on 16 lanes, the same operations in the same order (no fused multiply-adds), so each
+/// lane's bits are `exp`'s. A NaN lane stays NaN (the clamp's max and min return their second
+/// operand when either is NaN).
+///
+/// # Safety
+/// The CPU must have AVX-512F ([`level`] 3).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    const MAGIC: f32 = 12_582_912.0;
+    let x = _mm512_min_ps(_mm512_set1_ps(88.0), _mm512_max_ps(_mm512_set1_ps(-87.0), x));
+    let t = _mm512_add_ps(
+        _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+        _mm512_set1_ps(MAGIC),
+    );
+    let n_int = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(MAGIC.to_bits() as i32));
+    let n = _mm512_sub_ps(t, _mm512_set1_ps(MAGIC));
+    let r = _mm512_sub_ps(
+        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693_359_4))),
+        _mm512_mul_ps(n, _mm512_set1_ps(-2.121_944_4e-4)),
+    );
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+        p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(c));
+    }
+    let er = _mm512_add_ps(
+        _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(p, r), r), r),
+        _mm512_set1_ps(1.0),
+    );
+    let two_n = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n_int, _mm512_set1_epi32(127))));
+    _mm512_mul_ps(er, two_n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// exp_avx512 gives exp's bits in every lane, clamped ends and NaN included.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn exp_avx512_is_exp_bit_for_bit() {
+        if level() != 3 {
+            return;
+        }
+        use std::arch::x86_64::*;
+        let mut xs: Vec<f32> = (0..4000).map(|i| -100.0 + i as f32 * 0.0517).collect();
+        xs.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            88.0,
+            -87.0,
+            1e-30,
+        ]);
+        for chunk in xs.chunks(16) {
+            let mut lanes = [0.0f32; 16];
+            lanes[..chunk.len()].copy_from_slice(chunk);
+            let mut out = [0.0f32; 16];
+            // SAFETY: level 3 means AVX-512F; 16-float arrays.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), exp_avx512(_mm512_loadu_ps(lanes.as_ptr()))) };
+            for (&x, &got) in lanes.iter().zip(&out) {
+                let want = exp(x);
+                assert!(got.to_bits() == want.to_bits(), "exp({x}): {got} vs {want}");
+            }
+        }
+    }
 
     #[test]
     fn exp_is_accurate() {
