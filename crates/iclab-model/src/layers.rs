@@ -17,8 +17,9 @@ pub const LN_EPS: f32 = 1e-5;
 /// Tokens the model runs for a prompt of n points: x_1, y_1, ..., y_{n-1}, x_n, 2n - 1 of the
 /// prompt's 2n. The last y-token is left out because nothing it computes can reach a prediction:
 /// under the causal mask only later tokens attend to it and there are none, and the predictions
-/// are read at the x-tokens (SPEC.md). Predictions are bit for bit the full 2n tokens' (every
-/// row's sums are unchanged); the gradients are theirs up to rounding (the left-out token's rows
+/// are read at the x-tokens (SPEC.md). Predictions are bit for bit the full 2n tokens' (each
+/// row's sums lose at most terms that are exactly zero, such as attention to the left-out token:
+/// `iclab predict` on checkpoints gave identical CSVs); the gradients are theirs up to rounding (the left-out token's rows
 /// received exactly zero gradient, but the weight gradients' sums over rows, blocked by the
 /// kernel's KC, group the remaining rows differently). 1/(2n) of all the work is saved: steps
 /// alternating between 2n and 2n - 1 in one run were 2.1-2.8% faster at small, 3.4-4.3% at tiny.
