@@ -152,26 +152,38 @@ pub fn axpy_block(y: &mut [f32], alpha: f32, x: &[f32]) {
     *y = t;
 }
 
+// The constants of [`exp`] and [`exp_avx512`].
+const EXP_MIN: f32 = -87.0;
+const EXP_MAX: f32 = 88.0;
+/// 1.5 * 2^23: adding it rounds to an integer in the low bits.
+const EXP_MAGIC: f32 = 12_582_912.0;
+/// ln 2 in two parts, so that n ln2 is subtracted almost exactly.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes expf's polynomial for (e^r - 1 - r) / r^2, highest degree first.
+const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
 /// e^x in f32 from arithmetic and bit operations only (so it vectorises): x = n ln2 + r with
 /// |r| <= ln2 / 2, e^r by the Cephes expf polynomial (relative error ~2e-7), 2^n through the
 /// exponent bits. Inputs are clamped to [-87, 88] (e^-87 ~ 1.6e-38; larger gives f32 overflow).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
-    let x = x.clamp(-87.0, 88.0);
-    let t = x * LOG2E + MAGIC;
-    let n_int = t.to_bits() as i32 - MAGIC.to_bits() as i32;
-    let n = t - MAGIC;
+    let x = x.clamp(EXP_MIN, EXP_MAX);
+    let t = x * std::f32::consts::LOG2_E + EXP_MAGIC;
+    let n_int = t.to_bits() as i32 - EXP_MAGIC.to_bits() as i32;
+    let n = t - EXP_MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
+    let mut p = EXP_POLY[0];
+    for c in &EXP_POLY[1..] {
+        p = p * r + c;
+    }
     let er = p * r * r + r + 1.0;
     er * f32::from_bits(((n_int + 127) << 23) as u32)
 }
@@ -186,20 +198,19 @@ pub fn exp(x: f32) -> f32 {
 #[target_feature(enable = "avx512f")]
 pub unsafe fn exp_avx512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
     use std::arch::x86_64::*;
-    const MAGIC: f32 = 12_582_912.0;
-    let x = _mm512_min_ps(_mm512_set1_ps(88.0), _mm512_max_ps(_mm512_set1_ps(-87.0), x));
+    let x = _mm512_min_ps(_mm512_set1_ps(EXP_MAX), _mm512_max_ps(_mm512_set1_ps(EXP_MIN), x));
     let t = _mm512_add_ps(
         _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
-        _mm512_set1_ps(MAGIC),
+        _mm512_set1_ps(EXP_MAGIC),
     );
-    let n_int = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(MAGIC.to_bits() as i32));
-    let n = _mm512_sub_ps(t, _mm512_set1_ps(MAGIC));
+    let n_int = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(EXP_MAGIC.to_bits() as i32));
+    let n = _mm512_sub_ps(t, _mm512_set1_ps(EXP_MAGIC));
     let r = _mm512_sub_ps(
-        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693_359_4))),
-        _mm512_mul_ps(n, _mm512_set1_ps(-2.121_944_4e-4)),
+        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(LN2_HI))),
+        _mm512_mul_ps(n, _mm512_set1_ps(LN2_LO)),
     );
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
+    let mut p = _mm512_set1_ps(EXP_POLY[0]);
+    for &c in &EXP_POLY[1..] {
         p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(c));
     }
     let er = _mm512_add_ps(
