@@ -41,6 +41,7 @@ pub fn train_config(m: &ModelPlan) -> anyhow::Result<TrainConfig> {
             n_layer: m.n_layer,
             n_head: m.n_head,
             n_embd: m.n_embd,
+            tokens: Default::default(),
         },
         task: m.task.clone(),
         inputs: PromptStrategy::Isotropic,

@@ -57,10 +57,10 @@ pub struct BenchReport {
 /// GFLOP/s measures the arithmetic done, not the arithmetic a full-sequence model would do.
 pub fn step_flops(cfg: &ModelConfig, b: usize, n: usize) -> f64 {
     let (n, c, l) = (n as f64, cfg.n_embd as f64, cfg.n_layer as f64);
-    let (b, t) = (b as f64, 2.0 * n - 1.0);
+    let (b, t) = (b as f64, cfg.tokens.count(n as usize) as f64);
     let matmul = 24.0 * b * t * c * c * l - 18.0 * b * (t - n) * c * c;
     let attention = 2.0 * b * c * t * (t + 1.0) * l;
-    let readin_out = 2.0 * b * c * (t * cfg.d as f64 + n);
+    let readin_out = 2.0 * b * c * (t * cfg.tokens.width(cfg.d) as f64 + n);
     3.0 * (matmul + attention + readin_out)
 }
 
@@ -113,7 +113,7 @@ fn adam_update(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], 
 pub fn matmul_ceiling(cfg: &ModelConfig, b: usize, n: usize, min_seconds: f64) -> f64 {
     let rows = chunk_rows(b);
     let n_chunks = b.div_ceil(rows);
-    let (c, t) = (cfg.n_embd, crate::layers::prompt_tokens(n));
+    let (c, t) = (cfg.n_embd, cfg.tokens.count(n));
     let bt = rows * t;
     // (in, out) of the four matmuls of a block.
     let shapes = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)];
@@ -262,11 +262,7 @@ pub struct MatmulShapeReport {
 /// and the weight gradient, then one head's attention products. Each is timed alternately on
 /// the kernel and on matrixmultiply, 5 rounds of `seconds_per_round` each.
 pub fn bench_matmul(cfg: &ModelConfig, b: usize, seconds_per_round: f64) -> Vec<MatmulShapeReport> {
-    let (c, t, hs) = (
-        cfg.n_embd,
-        crate::layers::prompt_tokens(cfg.n_points),
-        cfg.n_embd / cfg.n_head,
-    );
+    let (c, t, hs) = (cfg.n_embd, cfg.tokens.count(cfg.n_points), cfg.n_embd / cfg.n_head);
     let bt = chunk_rows(b) * t;
     // (name, m, k, n, a transposed, b transposed)
     let mut shapes: Vec<(String, usize, usize, usize, bool, bool)> = Vec::new();

@@ -350,6 +350,9 @@ pub fn check_model(saved: &ModelConfig, requested: &ModelConfig) -> Result<()> {
             diffs.push(format!("model.{name}: {a} vs {b}"));
         }
     }
+    if saved.tokens != requested.tokens {
+        diffs.push(format!("model.tokens: {:?} vs {:?}", saved.tokens, requested.tokens));
+    }
     if !diffs.is_empty() {
         bail!("model sizes differ (checkpoint vs requested): {}", diffs.join("; "));
     }

@@ -21,11 +21,19 @@ use crate::layers::*;
 pub struct ModelConfig {
     /// Input dimension: x-token = x, y-token = [y, 0, ..., 0].
     pub d: usize,
-    /// Maximum points per prompt; block size (positions) = 2 * n_points tokens.
+    /// Maximum points per prompt; block size (positions) = 2 * n_points tokens (n_points in pairs).
     pub n_points: usize,
     pub n_layer: usize,
     pub n_head: usize,
     pub n_embd: usize,
+    /// How prompts become tokens (default: the study's interleaved x and y tokens). Left out of
+    /// the saved config when it is the default, so configs and their hashes stay as they were.
+    #[serde(default, skip_serializing_if = "is_interleaved")]
+    pub tokens: Tokens,
+}
+
+fn is_interleaved(t: &Tokens) -> bool {
+    *t == Tokens::Interleaved
 }
 
 /// Names of the size presets, for error messages.
@@ -47,6 +55,7 @@ impl ModelConfig {
             n_layer,
             n_head,
             n_embd,
+            tokens: Tokens::Interleaved,
         })
     }
 
@@ -76,9 +85,9 @@ impl ModelConfig {
         Layout::new(self).total
     }
 
-    /// Tokens per prompt at full length.
+    /// Positions per prompt at full length (rows of wpe).
     pub fn block_size(&self) -> usize {
-        2 * self.n_points
+        self.tokens.positions(self.n_points)
     }
 }
 
@@ -138,7 +147,7 @@ impl Layout {
             });
             offset
         };
-        let read_in_w = push("read_in.weight".into(), vec![c, d]);
+        let read_in_w = push("read_in.weight".into(), vec![c, cfg.tokens.width(d)]);
         let read_in_b = push("read_in.bias".into(), vec![c]);
         let wpe = push("wpe.weight".into(), vec![cfg.block_size(), c]);
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -261,7 +270,7 @@ impl Chunk {
         if rows > self.cap_rows || n > self.cap_n {
             let rows = rows.max(self.cap_rows);
             let n = n.max(self.cap_n);
-            let t = prompt_tokens(n);
+            let t = cfg.tokens.count(n);
             let (l, c, nh) = (cfg.n_layer, cfg.n_embd, cfg.n_head);
             let (bt, bn) = (rows * t, rows * n);
             let had_grads = !self.grads.is_empty();
@@ -303,7 +312,7 @@ impl Chunk {
 
     fn alloc_backward(&mut self, cfg: &ModelConfig) {
         let c = cfg.n_embd;
-        let bt = self.cap_rows * prompt_tokens(self.cap_n);
+        let bt = self.cap_rows * cfg.tokens.count(self.cap_n);
         self.dresidual = Buf::zeroed(bt * c);
         self.dbuf = Buf::zeroed(bt * c);
         self.dqkv = Buf::zeroed(bt * 3 * c);
@@ -315,7 +324,7 @@ impl Chunk {
     fn forward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32]) {
         let _ftz = crate::simd::FlushSubnormals::new();
         let (b, n, d, c, nh) = (self.rows, self.n, cfg.d, cfg.n_embd, cfg.n_head);
-        let t = prompt_tokens(n);
+        let (tok, t) = (cfg.tokens, cfg.tokens.count(n));
         let bt = b * t;
         let (bc, bc3, bc4) = (bt * c, bt * 3 * c, bt * 4 * c);
         let att_len = b * nh * t * t;
@@ -323,9 +332,10 @@ impl Chunk {
             &mut self.residual[..bc],
             &self.xs,
             &self.ys,
-            &p[lay.read_in_w..][..c * d],
+            &p[lay.read_in_w..][..c * tok.width(d)],
             &p[lay.read_in_b..][..c],
             &p[lay.wpe..][..t * c],
+            tok,
             b,
             n,
             d,
@@ -372,8 +382,8 @@ impl Chunk {
             // for the n - 1 y-tokens run: about 3/(8L) of the blocks' matmuls, 19% at 2 layers,
             // 9% at 4.
             let (m, res_in) = if l + 1 == cfg.n_layer {
-                compact_x_rows(atty, b, n, c);
-                gather_x_rows(&mut self.x_resid, res_in, b, n, c);
+                compact_x_rows(atty, tok, b, n, c);
+                gather_x_rows(&mut self.x_resid, res_in, tok, b, n, c);
                 (b * n, &self.x_resid[..b * n * c])
             } else {
                 (bt, res_in)
@@ -456,7 +466,7 @@ impl Chunk {
     fn backward(&mut self, cfg: &ModelConfig, lay: &Layout, p: &[f32], pt: &[f32]) {
         let _ftz = crate::simd::FlushSubnormals::new();
         let (b, n, d, c, nh) = (self.rows, self.n, cfg.d, cfg.n_embd, cfg.n_head);
-        let t = prompt_tokens(n);
+        let (tok, t) = (cfg.tokens, cfg.tokens.count(n));
         let bt = b * t;
         let (bc, bc3, bc4) = (bt * c, bt * 3 * c, bt * 4 * c);
         let att_len = b * nh * t * t;
@@ -549,8 +559,8 @@ impl Chunk {
             matmul_backward(dbuf, gw, gb, &dres[..mc], atty, &pt[o.attn_proj_w..][..c * c], m, c, c);
             if last {
                 // Back to every token: the y-tokens' outputs of this block had no gradient.
-                expand_x_rows(dbuf, b, n, c);
-                expand_x_rows(dres, b, n, c);
+                expand_x_rows(dbuf, tok, b, n, c);
+                expand_x_rows(dres, tok, b, n, c);
             }
             attention_backward(dqkv, dbuf, qkv, att, b, t, c, nh);
             let (gw, gb) = wb(g, o.c_attn_w, c * 3 * c, 3 * c);
@@ -569,10 +579,10 @@ impl Chunk {
                 c,
             );
         }
-        let (gw, rest) = g[lay.read_in_w..].split_at_mut(c * d);
+        let (gw, rest) = g[lay.read_in_w..].split_at_mut(c * tok.width(d));
         let (gb, rest) = rest.split_at_mut(c);
         let gwpe = &mut rest[lay.wpe - lay.read_in_b - c..][..t * c];
-        encoder_backward(gw, gb, gwpe, dres, &self.xs, &self.ys, b, n, d, c);
+        encoder_backward(gw, gb, gwpe, dres, &self.xs, &self.ys, tok, b, n, d, c);
     }
 }
 

@@ -27,15 +27,84 @@ pub fn prompt_tokens(n: usize) -> usize {
     (2 * n).saturating_sub(1)
 }
 
-/// The non-zero inputs of token t of prompt bi: x_i = xs[bi, i, :] for t = 2i, and for t = 2i + 1
-/// the y-token [ys[bi, i], 0, ..., 0], of which only the first entry meets the read-in weights.
-#[inline(always)]
-fn token_inputs<'a>(xs: &'a [f32], ys: &'a [f32], bi: usize, t: usize, n: usize, d: usize) -> &'a [f32] {
-    let i = bi * n + t / 2;
-    if t % 2 == 1 {
-        &ys[i..][..1]
-    } else {
-        &xs[i * d..][..d]
+/// How a prompt of n points becomes the tokens the model runs (`model.tokens`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tokens {
+    /// The study's protocol (docs/study.md, "Prompts"): x_1, [y_1, 0, ..., 0], x_2, ..., x_n; the
+    /// read-in maps d inputs, the prediction for y_i is read at the x_i token.
+    #[default]
+    Interleaved,
+    /// One token per prediction: token i = [x_i, x_{i-1}, y_{i-1}] (the previous pair, zero for
+    /// i = 1), read-in width 2d + 1. Token i sees exactly the pairs 1..i-1 and the query x_i, as
+    /// x_i's token does in the interleaved protocol, with half the tokens and no need to pair a
+    /// y-token with the x-token before it.
+    Pairs,
+}
+
+impl Tokens {
+    /// Tokens run for a prompt of n points.
+    pub fn count(self, n: usize) -> usize {
+        match self {
+            Tokens::Interleaved => prompt_tokens(n),
+            Tokens::Pairs => n,
+        }
+    }
+
+    /// Positions (rows of wpe) of a model of `n_points` points.
+    pub fn positions(self, n_points: usize) -> usize {
+        match self {
+            Tokens::Interleaved => 2 * n_points,
+            Tokens::Pairs => n_points,
+        }
+    }
+
+    /// Inputs per token (columns of the read-in weight) at input dimension d.
+    pub fn width(self, d: usize) -> usize {
+        match self {
+            Tokens::Interleaved => d,
+            Tokens::Pairs => 2 * d + 1,
+        }
+    }
+
+    /// The non-zero inputs of token t of prompt bi as (first read-in column, values) segments.
+    /// Interleaved: x_i = xs[bi, i, :] for t = 2i, the y-token [ys[bi, i], 0, ..., 0] for
+    /// t = 2i + 1 (only its first entry meets the read-in weights). Pairs: x_t, then x_{t-1} and
+    /// y_{t-1} from column d on (none for t = 0).
+    #[inline(always)]
+    fn inputs<'a>(
+        self,
+        xs: &'a [f32],
+        ys: &'a [f32],
+        bi: usize,
+        t: usize,
+        n: usize,
+        d: usize,
+    ) -> [(usize, &'a [f32]); 3] {
+        match self {
+            Tokens::Interleaved => {
+                let i = bi * n + t / 2;
+                let seg = if t % 2 == 1 { &ys[i..][..1] } else { &xs[i * d..][..d] };
+                [(0, seg), (0, &[]), (0, &[])]
+            }
+            Tokens::Pairs => {
+                let i = bi * n + t;
+                let query = (0, &xs[i * d..][..d]);
+                if t == 0 {
+                    [query, (0, &[]), (0, &[])]
+                } else {
+                    [query, (d, &xs[(i - 1) * d..][..d]), (2 * d, &ys[i - 1..][..1])]
+                }
+            }
+        }
+    }
+
+    /// Row of the token that predicts y_{i+1} (0-based i) of prompt p in a token buffer [b, t, c].
+    fn x_row(self, p: usize, i: usize, n: usize) -> usize {
+        match self {
+            Tokens::Interleaved => p * prompt_tokens(n) + 2 * i,
+            Tokens::Pairs => p * n + i,
+        }
     }
 }
 
@@ -44,8 +113,9 @@ multiversion! {
 ///
 /// Token 2i is x_i = xs[b, i, :], token 2i+1 is the y-token [ys[b, i], 0, ..., 0] (SPEC.md,
 /// "Prompts"); out[b, t, :] = read_in.weight @ token + read_in.bias + wpe[t, :] for the
-/// t = 2n - 1 tokens of [`prompt_tokens`].
-/// out [b, t, c], xs [b, n, d], ys [b, n], w [c, d] (nn.Linear layout), bias [c], wpe [>= t, c].
+/// t = 2n - 1 tokens of [`prompt_tokens`]; with [`Tokens::Pairs`], the n pair tokens.
+/// out [b, t, c], xs [b, n, d], ys [b, n], w [c, w] (nn.Linear layout, w = `tok.width(d)`),
+/// bias [c], wpe [>= t, c].
 pub fn encoder_forward(
     out: &mut [f32],
     xs: &[f32],
@@ -53,6 +123,7 @@ pub fn encoder_forward(
     w: &[f32],
     bias: &[f32],
     wpe: &[f32],
+    tok: Tokens,
     b: usize,
     n: usize,
     d: usize,
@@ -61,8 +132,9 @@ pub fn encoder_forward(
     // The loops run over the c channels (so that they vectorise; per channel over the d inputs
     // they were 2-4% of a step at d = 1, perf), reading w transposed, [d, c]. Each output still
     // sums bias + wpe, then w[ch, j] x[j] in order of j, as before.
-    let wt = transpose(&w[..c * d], c, d);
-    let (bias, t_len) = (&bias[..c], prompt_tokens(n));
+    let width = tok.width(d);
+    let wt = transpose(&w[..c * width], c, width);
+    let (bias, t_len) = (&bias[..c], tok.count(n));
     for bi in 0..b {
         for t in 0..t_len {
             let o = &mut out[(bi * t_len + t) * c..][..c];
@@ -70,10 +142,12 @@ pub fn encoder_forward(
             for ch in 0..c {
                 o[ch] = bias[ch] + p[ch];
             }
-            for (j, &xj) in token_inputs(xs, ys, bi, t, n, d).iter().enumerate() {
-                let wj = &wt[j * c..][..c];
-                for ch in 0..c {
-                    o[ch] += wj[ch] * xj;
+            for (col, seg) in tok.inputs(xs, ys, bi, t, n, d) {
+                for (j, &xj) in seg.iter().enumerate() {
+                    let wj = &wt[(col + j) * c..][..c];
+                    for ch in 0..c {
+                        o[ch] += wj[ch] * xj;
+                    }
                 }
             }
         }
@@ -82,8 +156,8 @@ pub fn encoder_forward(
 }
 
 multiversion! {
-/// Backward of [`encoder_forward`]: dw [c, d] +=, dbias [c] +=, dwpe [>= t, c] +=; dout [b, t, c],
-/// t = [`prompt_tokens`]`(n)`.
+/// Backward of [`encoder_forward`]: dw [c, w] +=, dbias [c] +=, dwpe [>= t, c] +=; dout [b, t, c],
+/// t = `tok.count(n)`.
 pub fn encoder_backward(
     dw: &mut [f32],
     dbias: &mut [f32],
@@ -91,6 +165,7 @@ pub fn encoder_backward(
     dout: &[f32],
     xs: &[f32],
     ys: &[f32],
+    tok: Tokens,
     b: usize,
     n: usize,
     d: usize,
@@ -98,8 +173,9 @@ pub fn encoder_backward(
 ) {
     // Over channels, into dw transposed (see `encoder_forward`); each entry of dw receives the
     // same additions in the same order as before.
-    let mut dwt = transpose(&dw[..c * d], c, d);
-    let (dbias, t_len) = (&mut dbias[..c], prompt_tokens(n));
+    let width = tok.width(d);
+    let mut dwt = transpose(&dw[..c * width], c, width);
+    let (dbias, t_len) = (&mut dbias[..c], tok.count(n));
     for bi in 0..b {
         for t in 0..t_len {
             let g = &dout[(bi * t_len + t) * c..][..c];
@@ -108,15 +184,17 @@ pub fn encoder_backward(
                 dp[ch] += g[ch];
                 dbias[ch] += g[ch];
             }
-            for (j, &xj) in token_inputs(xs, ys, bi, t, n, d).iter().enumerate() {
-                let dwj = &mut dwt[j * c..][..c];
-                for ch in 0..c {
-                    dwj[ch] += g[ch] * xj;
+            for (col, seg) in tok.inputs(xs, ys, bi, t, n, d) {
+                for (j, &xj) in seg.iter().enumerate() {
+                    let dwj = &mut dwt[(col + j) * c..][..c];
+                    for ch in 0..c {
+                        dwj[ch] += g[ch] * xj;
+                    }
                 }
             }
         }
     }
-    dw[..c * d].copy_from_slice(&transpose(&dwt, d, c));
+    dw[..c * width].copy_from_slice(&transpose(&dwt, width, c));
 }
 }
 
@@ -673,17 +751,16 @@ pub fn readout_backward(
     }
 }
 
-/// Row of x-token i (x_{i+1}) of prompt p in a token buffer [b, t, c], t = [`prompt_tokens`]`(n)`.
-fn x_row(p: usize, i: usize, n: usize) -> usize {
-    p * prompt_tokens(n) + 2 * i
-}
-
-/// Keeps the x-token rows of a token buffer in place: [b, t, c] -> [b * n, c], x-token i of
-/// prompt p moving to row p * n + i. Rows are moved in ascending order, so each is read before
-/// anything overwrites it (row r = p n + i is written from row p (2n - 1) + 2i >= r).
-pub fn compact_x_rows(buf: &mut [f32], b: usize, n: usize, c: usize) {
+/// Keeps the rows that predict (the x-tokens) of a token buffer in place: [b, t, c] -> [b * n, c],
+/// x-token i of prompt p moving to row p * n + i (already there with [`Tokens::Pairs`]). Rows are
+/// moved in ascending order, so each is read before anything overwrites it (row r = p n + i is
+/// written from row p (2n - 1) + 2i >= r).
+pub fn compact_x_rows(buf: &mut [f32], tok: Tokens, b: usize, n: usize, c: usize) {
+    if tok == Tokens::Pairs {
+        return;
+    }
     for r in 1..b * n {
-        let from = x_row(r / n, r % n, n);
+        let from = tok.x_row(r / n, r % n, n);
         buf.copy_within(from * c..(from + 1) * c, r * c);
     }
 }
@@ -691,10 +768,13 @@ pub fn compact_x_rows(buf: &mut [f32], b: usize, n: usize, c: usize) {
 /// Inverse of [`compact_x_rows`] for gradients: [b * n, c] -> [b, t, c] in place, the y-token
 /// rows zero (they did not reach the output). Rows move in descending order, so each is read
 /// before anything overwrites it (row r is written into rows x_row >= r and the y-token after it).
-pub fn expand_x_rows(buf: &mut [f32], b: usize, n: usize, c: usize) {
-    let t = prompt_tokens(n);
+pub fn expand_x_rows(buf: &mut [f32], tok: Tokens, b: usize, n: usize, c: usize) {
+    if tok == Tokens::Pairs {
+        return;
+    }
+    let t = tok.count(n);
     for r in (0..b * n).rev() {
-        let to = x_row(r / n, r % n, n);
+        let to = tok.x_row(r / n, r % n, n);
         buf.copy_within(r * c..(r + 1) * c, to * c);
         if to % t + 1 < t {
             buf[(to + 1) * c..][..c].fill(0.0);
@@ -703,9 +783,9 @@ pub fn expand_x_rows(buf: &mut [f32], b: usize, n: usize, c: usize) {
 }
 
 /// out [b * n, c] = the x-token rows of inp [b, t, c] (see [`compact_x_rows`]).
-pub fn gather_x_rows(out: &mut [f32], inp: &[f32], b: usize, n: usize, c: usize) {
+pub fn gather_x_rows(out: &mut [f32], inp: &[f32], tok: Tokens, b: usize, n: usize, c: usize) {
     for (r, o) in out[..b * n * c].chunks_exact_mut(c).enumerate() {
-        let from = x_row(r / n, r % n, n);
+        let from = tok.x_row(r / n, r % n, n);
         o.copy_from_slice(&inp[from * c..][..c]);
     }
 }

@@ -12,3 +12,4 @@ pub mod simd;
 pub mod train;
 
 pub use gpt::{Gpt, ModelConfig, TensorInfo};
+pub use layers::Tokens;

@@ -84,6 +84,7 @@ impl Default for TrainConfig {
             n_layer: 2,
             n_head: 2,
             n_embd: 64,
+            tokens: Default::default(),
         };
         TrainConfig {
             name: "run".into(),

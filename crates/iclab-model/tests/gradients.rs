@@ -74,9 +74,21 @@ fn encoder_backward_matches_finite_differences() {
     let g = randn(6, b * t * c, 1.0);
     let mut out = vec![0.0; b * t * c];
     let (mut dw, mut db, mut dwpe) = (vec![0.0; c * d], vec![0.0; c], vec![0.0; (t + 2) * c]);
-    encoder_backward(&mut dw, &mut db, &mut dwpe, &g, &xs, &ys, b, n, d, c);
+    encoder_backward(
+        &mut dw,
+        &mut db,
+        &mut dwpe,
+        &g,
+        &xs,
+        &ys,
+        Tokens::Interleaved,
+        b,
+        n,
+        d,
+        c,
+    );
     let mut run = |xs: &[f32], ys: &[f32], w: &[f32], bias: &[f32], wpe: &[f32]| {
-        encoder_forward(&mut out, xs, ys, w, bias, wpe, b, n, d, c);
+        encoder_forward(&mut out, xs, ys, w, bias, wpe, Tokens::Interleaved, b, n, d, c);
         objective(&out, &g)
     };
     let nw = numeric_grad(&mut w.clone(), |v| run(&xs, &ys, v, &bias, &wpe));
@@ -272,6 +284,7 @@ fn tiny_config() -> ModelConfig {
         n_layer: 2,
         n_head: 2,
         n_embd: 8,
+        tokens: Default::default(),
     }
 }
 
@@ -291,7 +304,18 @@ fn prompts(cfg: &ModelConfig, b: usize, n: usize, seed: u64) -> (Vec<f32>, Vec<f
 
 #[test]
 fn model_gradient_matches_finite_differences() {
-    let cfg = tiny_config();
+    check_model_gradient(tiny_config());
+}
+
+#[test]
+fn pairs_model_gradient_matches_finite_differences() {
+    check_model_gradient(ModelConfig {
+        tokens: Tokens::Pairs,
+        ..tiny_config()
+    });
+}
+
+fn check_model_gradient(cfg: ModelConfig) {
     let mut gpt = scrambled_model(cfg.clone(), 1);
     // b = 10 spans two batch chunks, n = 4 < n_points leaves unused positions.
     let (b, n) = (10, 4);
@@ -309,10 +333,10 @@ fn model_gradient_matches_finite_differences() {
         let a = &analytic[t.offset..][..t.len];
         let nu = &numeric[t.offset..][..t.len];
         if t.name == "wpe.weight" {
-            let used = 2 * n * cfg.n_embd;
+            let used = cfg.tokens.positions(n) * cfg.n_embd;
             assert!(
                 a[used..].iter().all(|&v| v == 0.0),
-                "positions beyond 2n get no gradient"
+                "positions beyond the prompt's get no gradient"
             );
             assert_close(&t.name, &a[..used], &nu[..used], 5e-3);
         } else {
@@ -323,7 +347,19 @@ fn model_gradient_matches_finite_differences() {
 
 #[test]
 fn prediction_i_ignores_tokens_after_x_i() {
-    let cfg = tiny_config();
+    check_causality(tiny_config());
+}
+
+#[test]
+fn pairs_prediction_i_ignores_y_i_and_later_points() {
+    check_causality(ModelConfig {
+        tokens: Tokens::Pairs,
+        ..tiny_config()
+    });
+}
+
+/// Prediction i (0-based) may read x_0..x_i and y_0..y_{i-1} only, and must read y_{i-1}.
+fn check_causality(cfg: ModelConfig) {
     let mut gpt = scrambled_model(cfg.clone(), 2);
     let (b, n, d) = (3, 5, cfg.d);
     let (xs, ys) = prompts(&cfg, b, n, 70);
@@ -469,12 +505,12 @@ fn x_rows_compact_expand_and_gather_move_the_right_rows() {
         .flat_map(|&r| (0..c).map(move |ch| (10 * r + ch) as f32))
         .collect();
     let mut gathered = vec![-1.0; b * n * c];
-    gather_x_rows(&mut gathered, &tokens, b, n, c);
+    gather_x_rows(&mut gathered, &tokens, Tokens::Interleaved, b, n, c);
     assert_eq!(gathered, want_x);
     let mut buf = tokens.clone();
-    compact_x_rows(&mut buf, b, n, c);
+    compact_x_rows(&mut buf, Tokens::Interleaved, b, n, c);
     assert_eq!(&buf[..b * n * c], &want_x[..]);
-    expand_x_rows(&mut buf, b, n, c);
+    expand_x_rows(&mut buf, Tokens::Interleaved, b, n, c);
     let want_expanded: Vec<f32> = (0..b * t)
         .flat_map(|r| {
             let x = x_rows.contains(&r);
@@ -482,4 +518,55 @@ fn x_rows_compact_expand_and_gather_move_the_right_rows() {
         })
         .collect();
     assert_eq!(buf, want_expanded);
+}
+
+#[test]
+fn pairs_encoder_matches_finite_differences_and_reads_the_previous_pair() {
+    let (b, n, d, c) = (2, 3, 2, 4);
+    let tok = Tokens::Pairs;
+    let (t, width) = (tok.count(n), tok.width(d));
+    assert_eq!((t, width), (3, 5));
+    let xs = randn(11, b * n * d, 1.0);
+    let ys = randn(12, b * n, 1.0);
+    let w = randn(13, c * width, 1.0);
+    let bias = randn(14, c, 1.0);
+    let wpe = randn(15, (t + 1) * c, 1.0);
+    let g = randn(16, b * t * c, 1.0);
+    let mut out = vec![0.0; b * t * c];
+    let (mut dw, mut db, mut dwpe) = (vec![0.0; c * width], vec![0.0; c], vec![0.0; (t + 1) * c]);
+    encoder_backward(&mut dw, &mut db, &mut dwpe, &g, &xs, &ys, tok, b, n, d, c);
+    let run = |w: &[f32], bias: &[f32], wpe: &[f32], out: &mut Vec<f32>| {
+        encoder_forward(out, &xs, &ys, w, bias, wpe, tok, b, n, d, c);
+        objective(out, &g)
+    };
+    let nw = numeric_grad(&mut w.clone(), |v| run(v, &bias, &wpe, &mut out));
+    assert_close("pairs encoder dweight", &dw, &nw, 1e-3);
+    let nb = numeric_grad(&mut bias.clone(), |v| run(&w, v, &wpe, &mut out));
+    assert_close("pairs encoder dbias", &db, &nb, 1e-3);
+    let np = numeric_grad(&mut wpe.clone(), |v| run(&w, &bias, v, &mut out));
+    assert_close("pairs encoder dwpe", &dwpe, &np, 1e-3);
+    // Token 2 of prompt 1 is [x_2, x_1, y_1] by hand; token 0 is [x_0, 0, 0].
+    run(&w, &bias, &wpe, &mut out);
+    let tokin = |bi: usize, ti: usize| -> Vec<f32> {
+        let x = |i: usize| xs[(bi * n + i) * d..][..d].to_vec();
+        let mut v = x(ti);
+        if ti == 0 {
+            v.extend(vec![0.0; d + 1]);
+        } else {
+            v.extend(x(ti - 1));
+            v.push(ys[bi * n + ti - 1]);
+        }
+        v
+    };
+    for (bi, ti) in [(1, 2), (0, 0)] {
+        let v = tokin(bi, ti);
+        for ch in 0..c {
+            let want = bias[ch] + wpe[ti * c + ch] + (0..width).map(|j| w[ch * width + j] * v[j]).sum::<f32>();
+            let got = out[(bi * t + ti) * c + ch];
+            assert!(
+                (want - got).abs() < 1e-5,
+                "token ({bi}, {ti}) channel {ch}: {got} vs {want}"
+            );
+        }
+    }
 }

@@ -38,6 +38,7 @@ fn config() -> TrainConfig {
             n_layer: 3,
             n_head: 2,
             n_embd: 64,
+            tokens: Default::default(),
         },
         task: ClassSpec::Dense { normalize: false },
         inputs: PromptStrategy::Isotropic,

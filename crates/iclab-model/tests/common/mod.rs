@@ -28,6 +28,7 @@ pub fn small_config(steps: u64) -> TrainConfig {
             n_layer: 1,
             n_head: 2,
             n_embd: 16,
+            tokens: Default::default(),
         },
         task: ClassSpec::Mixture {
             weights: vec![0.5, 0.5],
