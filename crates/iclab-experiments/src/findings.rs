@@ -4,7 +4,7 @@
 //! reports on how many seeds it holds alone.
 
 use crate::eval::{EvalData, Evaluated};
-use crate::preset::{Agg, Criterion, KSpec, Plan, Quantity};
+use crate::preset::{Agg, Criterion, CriterionKind, KSpec, Plan, Quantity};
 
 /// One evaluated criterion.
 #[derive(Clone, Debug)]
@@ -19,6 +19,8 @@ pub struct CheckResult {
     /// Seeds on which the criterion holds with that seed's models alone.
     pub seeds_passed: usize,
     pub seeds: usize,
+    /// (left, right) measured on each seed's models alone (empty with one seed).
+    pub per_seed: Vec<(f64, f64)>,
 }
 
 /// An experiment's finding with its checks.
@@ -32,9 +34,14 @@ pub struct FindingResult {
 }
 
 impl FindingResult {
-    /// Every check holds (and there is at least one).
+    /// The finding holds: every finding criterion on the seed-averaged curves and on at least
+    /// two thirds of the seeds alone, and every power check (see [`iclab_report::Finding::passed`]).
     pub fn passed(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+        self.to_report().passed()
+    }
+
+    pub fn verdict(&self) -> iclab_report::Verdict {
+        self.to_report().verdict()
     }
 
     /// The finding in the report's terms.
@@ -60,7 +67,11 @@ impl FindingResult {
                 crate::preset::Op::Gt => iclab_report::Cmp::Gt,
                 crate::preset::Op::Ge => iclab_report::Cmp::Ge,
             };
-            f = f.check(iclab_report::Check::new(what, c.left, cmp, c.right));
+            let mut check = iclab_report::Check::new(what, c.left, cmp, c.right).seeds(c.per_seed.clone());
+            if c.criterion.kind == CriterionKind::Power {
+                check = check.power();
+            }
+            f = f.check(check);
         }
         if !self.required {
             f = f.informational();
@@ -223,10 +234,15 @@ pub fn check(plan: &Plan, data: &Evaluated) -> anyhow::Result<FindingResult> {
         let (left, left_desc) = measure(&c.left, plan, data, None)?;
         let (right, right_desc) = measure(&c.right, plan, data, None)?;
         let mut seeds_passed = 0;
+        let mut per_seed = Vec::new();
         for s in 0..data.seeds {
             let (l, _) = measure(&c.left, plan, data, Some(s))?;
             let (r, _) = measure(&c.right, plan, data, Some(s))?;
             seeds_passed += usize::from(c.op.holds(l, r));
+            per_seed.push((l, r));
+        }
+        if data.seeds < 2 {
+            per_seed.clear();
         }
         checks.push(CheckResult {
             criterion: c.clone(),
@@ -237,6 +253,7 @@ pub fn check(plan: &Plan, data: &Evaluated) -> anyhow::Result<FindingResult> {
             passed: c.op.holds(left, right),
             seeds_passed,
             seeds: data.seeds,
+            per_seed,
         });
     }
     Ok(FindingResult {

@@ -278,6 +278,25 @@ pub struct Criterion {
     pub left: Quantity,
     pub op: Op,
     pub right: Quantity,
+    /// "finding" (default) or "power": a power check shows that the comparison can come out
+    /// either way at this scale; when one fails, the finding is untestable, not held.
+    #[serde(default, skip_serializing_if = "CriterionKind::is_finding")]
+    pub kind: CriterionKind,
+}
+
+/// What a criterion is for (see [`Criterion::kind`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriterionKind {
+    #[default]
+    Finding,
+    Power,
+}
+
+impl CriterionKind {
+    fn is_finding(&self) -> bool {
+        *self == CriterionKind::Finding
+    }
 }
 
 /// A model recipe at one scale and training seed.

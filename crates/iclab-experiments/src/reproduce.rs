@@ -73,6 +73,7 @@ struct SummaryJson<'a> {
 #[derive(Serialize)]
 struct FindingJson {
     id: String,
+    verdict: &'static str,
     passed: bool,
     required: bool,
     checks: Vec<CheckJson>,
@@ -84,8 +85,11 @@ struct CheckJson {
     left: f64,
     op: &'static str,
     right: f64,
+    kind: &'static str,
     passed: bool,
     seeds_passed: usize,
+    /// (left, right) on each seed's models alone (empty with one seed).
+    per_seed: Vec<(f64, f64)>,
 }
 
 /// Loads the presets: the built-in ones, or every `*.toml` of a folder (sorted by id).
@@ -298,15 +302,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                 iclab_report::fmt_num(c.right)
             ));
         }
-        log.line(&format!(
-            "  {} {}",
-            plan.preset.id,
-            match (finding.passed(), finding.required) {
-                (true, _) => "finding holds",
-                (false, true) => "finding FAILS",
-                (false, false) => "finding does not hold (reported only)",
-            }
-        ));
+        log.line(&format!("  {}", finding.to_report().headline()));
         let out = outputs::build(plan, &data, &finding, &mut models)?;
         tables_all.extend(out.tables);
         sections.push(out.section);
@@ -410,6 +406,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             .iter()
             .map(|f| FindingJson {
                 id: f.id.clone(),
+                verdict: f.verdict().label(),
                 passed: f.passed(),
                 required: f.required,
                 checks: f
@@ -420,8 +417,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                         left: c.left,
                         op: c.criterion.op.symbol(),
                         right: c.right,
+                        kind: match c.criterion.kind {
+                            crate::preset::CriterionKind::Finding => "finding",
+                            crate::preset::CriterionKind::Power => "power",
+                        },
                         passed: c.passed,
                         seeds_passed: c.seeds_passed,
+                        per_seed: c.per_seed.clone(),
                     })
                     .collect(),
             })
@@ -435,15 +437,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         files.html.display()
     ));
     for f in &findings_all {
-        log.line(&format!(
-            "  {}: {}",
-            f.id,
-            match (f.passed(), f.required) {
-                (true, _) => "PASS".to_string(),
-                (false, true) => "FAIL".to_string(),
-                (false, false) => "does not hold (informational)".to_string(),
-            }
-        ));
+        log.line(&format!("  {}", f.to_report().headline()));
     }
     Ok(Summary {
         findings: findings_all,

@@ -21,7 +21,7 @@ pub mod ticks;
 pub use figure::{
     Axis, Color, Dash, Figure, Legend, Marker, Panel, RefLine, Scale, Series, SeriesKind, DASHES, PALETTE,
 };
-pub use findings::{findings_table, Check, Cmp, Finding, Verdict};
+pub use findings::{findings_table, seeds_needed, Check, CheckKind, Cmp, Finding, Verdict};
 pub use report::{Block, Report, ReportFiles, Section};
 pub use table::{fmt_num, Cell, Table};
 

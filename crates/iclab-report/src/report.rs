@@ -102,6 +102,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { display: inline-block; padding: .05em .5em; border-radius: .3em; font-weight: bold;
          font-size: .85em; color: #fff; }
 .badge.PASS { background: #1a7f37; } .badge.FAIL { background: #cf222e; } .badge.INFO { background: #6e7781; }
+.badge.UNTESTABLE { background: #9a6700; } ul.headlines { list-style: none; padding-left: 0; }
 tr.fail td { background: #fff0f0; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
 .files { font-size: .85em; color: #555; }
@@ -189,10 +190,11 @@ impl Report {
             html_escape(&self.title)
         ));
         h.push_str(&format!("<h1>{}</h1>\n", html_escape(&self.title)));
+        let all = self.findings();
+        h.push_str(&headlines_html(&all));
         for p in &self.intro {
             h.push_str(&paragraphs_html(p));
         }
-        let all = self.findings();
         if !all.is_empty() {
             h.push_str("<h2 id=\"findings\">Findings</h2>\n");
             h.push_str(&summary_line(&all));
@@ -253,11 +255,17 @@ impl Report {
         let (fig_stems, tab_stems) = self.stems();
         let (mut fi, mut ti) = (0, 0);
         let mut m = format!("# {}\n\n", one_line(&self.title));
+        let all = self.findings();
+        for f in &all {
+            m.push_str(&format!("- {}\n", f.headline()));
+        }
+        if !all.is_empty() {
+            m.push('\n');
+        }
         for p in &self.intro {
             m.push_str(p.trim());
             m.push_str("\n\n");
         }
-        let all = self.findings();
         if !all.is_empty() {
             m.push_str("## Findings\n\n");
             m.push_str(&strip_tags(&summary_line(&all)));
@@ -375,11 +383,34 @@ fn paragraphs_html(s: &str) -> String {
 
 fn summary_line(all: &[&Finding]) -> String {
     let count = |v: Verdict| all.iter().filter(|f| f.verdict() == v).count();
-    let (pass, fail, info) = (count(Verdict::Pass), count(Verdict::Fail), count(Verdict::Info));
+    let (pass, fail, untestable, info) = (
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Untestable),
+        count(Verdict::Info),
+    );
     format!(
-        "<p><b>{pass} passed, {fail} failed</b> of {} required findings; {info} informational.</p>\n",
-        pass + fail
+        "<p><b>{pass} passed, {fail} failed, {untestable} untestable</b> of {} required findings; {info} \
+         informational.</p>\n",
+        pass + fail + untestable
     )
+}
+
+/// The report's first lines: one per finding (verdict, deciding numbers, seeds holding).
+fn headlines_html(all: &[&Finding]) -> String {
+    if all.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from("<ul class=\"headlines\">\n");
+    for f in all {
+        let v = f.verdict().label();
+        h.push_str(&format!(
+            "<li><span class=\"badge {v}\">{v}</span> {}</li>\n",
+            html_escape(&f.headline())
+        ));
+    }
+    h.push_str("</ul>\n");
+    h
 }
 
 fn strip_tags(s: &str) -> String {
@@ -398,8 +429,8 @@ fn strip_tags(s: &str) -> String {
 
 fn findings_html(findings: &[&Finding]) -> String {
     let mut h = String::from(
-        "<table class=\"findings\">\n<thead><tr><th>finding</th><th>result</th><th>claim</th><th>check</th>\
-         <th>measured</th><th>criterion</th></tr></thead>\n<tbody>\n",
+        "<table class=\"findings\">\n<thead><tr><th>finding</th><th>result</th><th>claim</th><th>kind</th>\
+         <th>check</th><th>measured</th><th>criterion</th><th>per seed</th></tr></thead>\n<tbody>\n",
     );
     for f in findings {
         let v = f.verdict();
@@ -413,18 +444,21 @@ fn findings_html(findings: &[&Finding]) -> String {
         );
         if f.checks.is_empty() {
             h.push_str(&format!(
-                "<tr{class}>{head}<td>(no checks)</td><td></td><td></td></tr>\n"
+                "<tr{class}>{head}<td></td><td>(no checks)</td><td></td><td></td><td></td></tr>\n"
             ));
         }
         for (i, c) in f.checks.iter().enumerate() {
             let mark = if c.passed() { "pass" } else { "fail" };
             h.push_str(&format!(
-                "<tr{class}>{}<td>{}</td><td class=\"num\">{}</td><td>{} {} <b>{mark}</b></td></tr>\n",
+                "<tr{class}>{}<td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{} {} <b>{mark}</b></td>\
+                 <td>{}</td></tr>\n",
                 if i == 0 { head.as_str() } else { "" },
+                c.kind.label(),
                 html_escape(&c.what),
                 crate::table::fmt_num(c.measured),
                 html_escape(c.cmp.symbol()),
                 crate::table::fmt_num(c.threshold),
+                html_escape(&c.per_seed_text()),
             ));
         }
     }
@@ -435,7 +469,16 @@ fn findings_html(findings: &[&Finding]) -> String {
 fn findings_markdown(findings: &[&Finding]) -> String {
     let mut t = Table::new(
         "findings",
-        &["finding", "result", "claim", "check", "measured", "criterion"],
+        &[
+            "finding",
+            "result",
+            "claim",
+            "kind",
+            "check",
+            "measured",
+            "criterion",
+            "per seed",
+        ],
     );
     for f in findings {
         let badge = format!("**{}**", f.verdict().label());
@@ -444,6 +487,7 @@ fn findings_markdown(findings: &[&Finding]) -> String {
                 f.id.clone().into(),
                 badge.clone().into(),
                 one_line(&f.claim).into(),
+                "".into(),
                 "(no checks)".into(),
             ]);
         }
@@ -453,6 +497,7 @@ fn findings_markdown(findings: &[&Finding]) -> String {
                 if first { f.id.clone() } else { String::new() }.into(),
                 if first { badge.clone() } else { String::new() }.into(),
                 if first { one_line(&f.claim) } else { String::new() }.into(),
+                c.kind.label().into(),
                 one_line(&c.what).into(),
                 crate::table::Cell::Num(c.measured),
                 format!(
@@ -462,6 +507,7 @@ fn findings_markdown(findings: &[&Finding]) -> String {
                     if c.passed() { "pass" } else { "fail" }
                 )
                 .into(),
+                c.per_seed_text().into(),
             ]);
         }
     }

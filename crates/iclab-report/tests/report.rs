@@ -101,11 +101,14 @@ fn html_is_self_contained_with_every_figure_inline() {
     assert_eq!(ids.len(), unique.len(), "{ids:?}");
     // Text is escaped; findings show badges.
     assert!(html.contains("iclab &lt;test&gt; report") && !html.contains("<test>"));
-    // Each finding's badge twice: in the summary at the top and in its section.
-    assert_eq!(html.matches("<span class=\"badge PASS\">").count(), 2);
-    assert_eq!(html.matches("<span class=\"badge FAIL\">").count(), 2);
-    assert_eq!(html.matches("<span class=\"badge INFO\">").count(), 2);
-    assert!(html.contains("1 passed, 1 failed"));
+    // Each finding's badge three times: in the headlines, in the summary at the top and in its
+    // section; the headlines come first.
+    assert_eq!(html.matches("<span class=\"badge PASS\">").count(), 3);
+    assert_eq!(html.matches("<span class=\"badge FAIL\">").count(), 3);
+    assert_eq!(html.matches("<span class=\"badge INFO\">").count(), 3);
+    assert!(html.contains("1 passed, 1 failed, 0 untestable"));
+    let headlines = html.find("<ul class=\"headlines\">").expect("headlines");
+    assert!(headlines < html.find("id=\"findings\"").unwrap());
 }
 
 #[test]
@@ -172,8 +175,8 @@ fn write_puts_every_file_on_disk() {
     // The findings CSV has one row per check (2 + 1 + 1) and full-precision numbers.
     let csv = std::fs::read_to_string(dir.join("tables/findings.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
-    assert!(csv.starts_with("finding,verdict,check,measured,criterion,threshold,check result\n"));
-    assert!(csv.contains("E2,FAIL,gap,0.3,<,0.05,fail"));
+    assert!(csv.starts_with("finding,verdict,kind,check,measured,criterion,threshold,check result,per seed\n"));
+    assert!(csv.contains("E2,FAIL,finding,gap,0.3,<,0.05,fail,"));
     let curves = std::fs::read_to_string(dir.join("tables/e1_curves.csv")).unwrap();
     assert_eq!(curves.lines().nth(2).unwrap(), "1,0.5,0.45,0.55,0.5,0.45,0.55");
     let _ = std::fs::remove_dir_all(&dir);

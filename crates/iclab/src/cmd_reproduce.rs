@@ -67,12 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("report: {}", summary.report_html.display());
     println!("        {}", summary.report_md.display());
     for f in &summary.findings {
-        let verdict = match (f.passed(), f.required) {
-            (true, _) => "PASS",
-            (false, true) => "FAIL",
-            (false, false) => "INFO (does not hold; reported only)",
-        };
-        println!("{:<4} {verdict}", f.id);
+        println!("{}", f.to_report().headline());
     }
     if args.strict && summary.findings.iter().any(|f| f.required && !f.passed()) {
         std::process::exit(3);
