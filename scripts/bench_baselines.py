@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side timing of iclab's baselines and a scikit-learn/numpy reference (issue 2, "Speed").
+"""Side-by-side timing of iclab's baselines and a scikit-learn/numpy reference (docs/benchmarks.md).
 
 Workload: sparse prompts (nnz = 2, w ~ N(0, I) on a uniform support, x ~ N(0, I_20)), 41 points,
 every prefix k = 1..40 fitted separately, looping over prompts and k as Garg et al.'s reference code

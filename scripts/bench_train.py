@@ -9,7 +9,7 @@ iclab runs `iclab bench train --preset P --json` with RAYON_NUM_THREADS=THREADS.
 after the other (never at the same time: they would share the cores), in --rounds alternating
 pairs; the table shows the pair with the median ratio and lists every pair's.
 
-Targets (issue 3): iclab >= 2x PyTorch's steps/s on tiny, >= 1.5x on small, >= 1x on standard,
+Targets (docs/benchmarks.md): iclab >= 2x PyTorch's steps/s on tiny, >= 1.5x on small, >= 1x on standard,
 and standard's step at >= 50% of the matmul ceiling measured in the same run.
 
 Usage (from the repository root, after `cargo build --release`):

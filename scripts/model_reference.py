@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch reference of iclab's in-context learner, and golden files for its Rust tests.
 
-The module `IclGpt` below is the architecture of SPEC.md ("Prompts") written the ordinary PyTorch
-way (nanoGPT / Hugging Face GPT-2): interleaved x / y tokens, a linear read-in d -> E, learned
+The module `IclGpt` below is the architecture of docs/study.md ("Model") written the ordinary
+PyTorch way (nanoGPT / Hugging Face GPT-2): interleaved x / y tokens, a linear read-in d -> E, learned
 position embeddings, pre-LayerNorm GPT-2 blocks with Conv1D weights ([in, out], used as x @ W),
 causal attention scaled by 1/sqrt(head_dim), tanh-GELU MLP, final LayerNorm, read-out E -> 1 at
 the x-tokens. Its state_dict names are exactly iclab's tensor names (read_in.*, wpe.weight,
@@ -95,7 +95,7 @@ class Block(nn.Module):
 
 
 class IclGpt(nn.Module):
-    """SPEC.md's in-context learner; config keys as iclab's ModelConfig."""
+    """The in-context learner of docs/study.md; config keys as iclab's ModelConfig."""
 
     def __init__(self, d, n_points, n_layer, n_head, n_embd, sdpa=False):
         super().__init__()
@@ -106,7 +106,7 @@ class IclGpt(nn.Module):
         self.read_out = nn.Linear(n_embd, 1)
 
     def gpt2_init(self, n_layer, generator=None):
-        """GPT-2 init (SPEC.md): N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0."""
+        """GPT-2 init (docs/study.md): N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0."""
         for name, p in self.named_parameters():
             if name.endswith(".bias"):
                 nn.init.zeros_(p)

@@ -1,4 +1,4 @@
-//! Function classes (SPEC.md, "Function classes").
+//! Function classes (docs/study.md, "Function classes").
 //!
 //! A [`ClassSpec`] is the typed, serialisable description of a task distribution D(F) (what a TOML
 //! file holds); [`ClassSpec::sample`] draws one function f from it, once per prompt.
@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{check_at_least, check_positive, check_range, ConfigError, Valid};
 use crate::rng::{self, Rng};
 
-/// Distribution of the sinusoid's angular frequency omega. SPEC.md: "drawn from a configurable
-/// frequency distribution whose extremes are rare (default: log-normal around 1)".
+/// Distribution of the sinusoid's angular frequency omega: configurable, with rare extremes
+/// (default: log-normal around 1; docs/study.md, "Function classes").
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FrequencyDist {

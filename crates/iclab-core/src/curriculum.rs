@@ -1,4 +1,4 @@
-//! The training curriculum (SPEC.md, "Prompts"): the active input dimension and the number of
+//! The training curriculum (docs/study.md, "Curriculum"): the active input dimension and the number of
 //! points grow in steps, e.g. dimension 5 -> 20 (+1 every 2,000 steps) and points 11 -> 41 (+2).
 
 use serde::{Deserialize, Serialize};
@@ -75,7 +75,8 @@ impl Curriculum {
         }
     }
 
-    /// SPEC.md's: dimension 5 -> d (+1 / interval), points 11 -> n (+2 / interval), clamped.
+    /// The study's (docs/study.md, "Curriculum"): dimension 5 -> d (+1 / interval), points 11 -> n
+    /// (+2 / interval), clamped.
     pub fn spec(d: usize, n: usize, interval: usize) -> Self {
         Curriculum {
             dims: Schedule {

@@ -1,9 +1,10 @@
 //! iclab-core: everything of the in-context learning study that needs no neural network.
 //!
-//! Data flows one way: [`classes`] (function classes, SPEC.md) -> [`prompt`] (input distributions,
-//! prompt strategies, samplers) -> [`baselines`] (statistical learners fitted on each prefix) ->
-//! [`metrics`] (normalised per-k error curves with bootstrap bands). [`rng`] keys every random draw
-//! by (seed, purpose, index); [`config`] merges defaults, TOML and overrides into typed plans.
+//! Data flows one way: [`classes`] (function classes, docs/study.md) -> [`prompt`] (input
+//! distributions, prompt strategies, samplers) -> [`baselines`] (statistical learners fitted on
+//! each prefix) -> [`metrics`] (normalised per-k error curves with bootstrap bands). [`rng`] keys
+//! every random draw by (seed, purpose, index); [`config`] merges defaults, TOML and overrides into
+//! typed plans.
 
 pub mod baselines;
 pub mod classes;

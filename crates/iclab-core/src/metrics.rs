@@ -1,6 +1,7 @@
-//! The ICL metric (SPEC.md, "Metric"): for each number of in-context examples k, the squared error
-//! of the prediction of the (k+1)-th target, divided by E[y^2] of the test class so that predicting
-//! 0 scores 1; mean over prompts, standard deviation, and a bootstrap 5-95% band over prompts.
+//! The ICL metric (docs/study.md, "Metric"): for each number of in-context examples k, the squared
+//! error of the prediction of the (k+1)-th target, divided by E[y^2] of the test class so that
+//! predicting 0 scores 1; mean over prompts, standard deviation, and a bootstrap 5-95% band over
+//! prompts.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! Prompts: n points (x_i, f(x_i)) of one function, and the input distributions and Garg et al.'s
-//! out-of-distribution prompt strategies that produce them (SPEC.md, "Prompts").
+//! out-of-distribution prompt strategies that produce them (docs/study.md, "Prompts" and "Input
+//! distributions").
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

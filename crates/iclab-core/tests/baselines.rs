@@ -1,5 +1,4 @@
-//! The baselines against closed forms, optimality conditions and scikit-learn fixtures
-//! (issue 2, "Must show").
+//! The baselines against closed forms, optimality conditions and scikit-learn fixtures.
 
 use iclab_core::baselines::{
     self, lasso_fit, Averaging, Baseline, BaselineOptions, ClassOracle, LeastSquares, LinearPrior, MixtureBayes, Role,

@@ -1,4 +1,4 @@
-//! Baselines by name, as the presets write them (SPEC.md, "Baselines"; implementations in
+//! Baselines by name, as the presets write them (docs/study.md, "Baselines"; implementations in
 //! `iclab_core::baselines`):
 //!
 //! | name | learner |

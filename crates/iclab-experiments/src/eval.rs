@@ -1,7 +1,8 @@
-//! Evaluation of models and baselines on the same prompt sets (SPEC.md, "Metric"): predictions of
-//! every predictor after k = 0..n-1 examples, cached on disk by a hash of (predictor, prompt set),
-//! and the per-k statistics derived from them: normalised error curves with bootstrap bands (and
-//! spread across training seeds), selection costs and distances between predictors.
+//! Evaluation of models and baselines on the same prompt sets (docs/study.md, "Metric"):
+//! predictions of every predictor after k = 0..n-1 examples, cached on disk by a hash of
+//! (predictor, prompt set), and the per-k statistics derived from them: normalised error curves
+//! with bootstrap bands (and spread across training seeds), selection costs and distances between
+//! predictors.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
-//! Findings: each experiment's claim checked by the numeric criteria of its preset (issue 4, part
-//! 4). A criterion compares two measured quantities (`left op right`); the finding holds when every
-//! criterion holds on the seed-averaged curves. With several training seeds, each criterion also
-//! reports on how many seeds it holds alone.
+//! Findings: each experiment's claim checked by the numeric criteria of its preset. A criterion
+//! compares two measured quantities (`left op right`); the finding holds when every criterion holds
+//! on the seed-averaged curves. With several training seeds, each criterion also reports on how
+//! many seeds it holds alone.
 
 use crate::eval::{EvalData, Evaluated};
 use crate::preset::{Agg, Criterion, CriterionKind, KSpec, Plan, Quantity};

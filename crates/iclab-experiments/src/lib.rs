@@ -1,5 +1,6 @@
-//! iclab-experiments: the study's experiments (SPEC.md, E1-E7) as presets that train what they need,
-//! evaluate it beside baselines and specialists, draw the figures and check the findings.
+//! iclab-experiments: the study's experiments (docs/study.md, "Experiments") as presets that train
+//! what they need, evaluate it beside baselines and specialists, draw the figures and check the
+//! findings.
 //!
 //! Data flow: [`preset`] (TOML: models, prompt sets, figures, criteria, scales) -> [`Plan`] at one
 //! scale -> `runs` (training, keyed by the resolved config's hash, resumable) -> [`eval`]

@@ -1,5 +1,5 @@
-//! Experiment presets: one TOML file per experiment of SPEC.md (E1-E7), in `presets/` at the repo
-//! root and built into the binary. A preset names the models to pretrain, the prompt sets to
+//! Experiment presets: one TOML file per experiment of docs/study.md (E1-E7), in `presets/` at the
+//! repo root and built into the binary. A preset names the models to pretrain, the prompt sets to
 //! evaluate them on (beside baselines), the figures, and the finding's numeric criteria; its
 //! `[scales.*]` tables hold everything that changes between the smoke, laptop and paper scales.
 //!
@@ -73,19 +73,19 @@ pub struct Scale {
     pub lr: f64,
     #[serde(default)]
     pub warmup_steps: u64,
-    /// SPEC.md's curriculum: active dimension 5 -> d (+1) and points 11 -> n (+2) every this many
-    /// steps; 0 = no curriculum.
+    /// The study's curriculum (docs/study.md, "Curriculum"): active dimension 5 -> d (+1) and
+    /// points 11 -> n (+2) every this many steps; 0 = no curriculum.
     #[serde(default)]
     pub curriculum_interval: usize,
-    /// First active dimension of the curriculum (default SPEC.md's 5, at most d). Small models
+    /// First active dimension of the curriculum (default the study's 5, at most d). Small models
     /// leave the loss plateau of in-context regression much sooner when they start in few
     /// dimensions (Garg et al.'s reason for the curriculum).
     #[serde(default)]
     pub curriculum_dims_start: Option<usize>,
-    /// First number of points of the curriculum (default SPEC.md's 11, at most n).
+    /// First number of points of the curriculum (default the study's 11, at most n).
     #[serde(default)]
     pub curriculum_points_start: Option<usize>,
-    /// Evaluation prompts per prompt set (SPEC.md: 1,280).
+    /// Evaluation prompts per prompt set (the study's: 1,280).
     pub eval_prompts: usize,
     #[serde(default = "default_eval_seed")]
     pub eval_seed: u64,
@@ -128,7 +128,8 @@ pub struct EvalDecl {
     pub predictors: Vec<String>,
     #[serde(default)]
     pub sweep: Option<Vec<toml::Value>>,
-    /// Selection cost (SPEC.md: mixture model's error minus the specialist's, per k): pairs
+    /// Selection cost (docs/study.md, "Baselines": mixture model's error minus the specialist's,
+    /// per k): pairs
     /// [model, specialist] reported as curves and CSV.
     #[serde(default)]
     pub costs: Vec<[String; 2]>,

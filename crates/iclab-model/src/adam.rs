@@ -16,7 +16,7 @@ use crate::gpt::TensorInfo;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LrSchedule {
-    /// lr throughout (SPEC.md: the paper's Adam at a constant 1e-4).
+    /// lr throughout (docs/study.md, "Model": the paper's Adam at a constant 1e-4).
     #[default]
     Constant,
     /// Cosine decay from lr to lr * min_lr_ratio over the steps after the warm-up.
@@ -28,7 +28,7 @@ pub enum LrSchedule {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
-    /// Peak learning rate. SPEC.md: Adam, 1e-4.
+    /// Peak learning rate. The study's: Adam, 1e-4 (docs/study.md, "Paper scale").
     pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,

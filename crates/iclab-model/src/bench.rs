@@ -1,5 +1,5 @@
 //! `iclab bench train`: training-step throughput of the in-context learner, with the matmul
-//! ceiling measured in the same run and the peak memory (issue 3, "Speed").
+//! ceiling measured in the same run and the peak memory (results: docs/benchmarks.md).
 //!
 //! A step is forward_loss + backward + an Adam update (written out here so that the bench does not
 //! depend on the training loop's options). Data: dense linear regression prompts, b x n_points,

@@ -15,8 +15,9 @@
 //!   not only truncation).
 //!
 //! There is no separate RNG state: every training batch is drawn from the stream keyed by
-//! (seed, Purpose::Train, step * batch_size + row) (SPEC.md; `iclab_core::rng`), so the step alone
-//! fixes the position of the data stream, and the curriculum is a function of the step too.
+//! (seed, Purpose::Train, step * batch_size + row) (docs/study.md, "Prompts"; `iclab_core::rng`),
+//! so the step alone fixes the position of the data stream, and the curriculum is a function of
+//! the step too.
 //!
 //! # Loading into PyTorch
 //! ```python

@@ -1,4 +1,4 @@
-//! The GPT-2-style in-context learner of SPEC.md ("Prompts"), llm.c style: every parameter in one
+//! The GPT-2-style in-context learner of docs/study.md ("Model"), llm.c style: every parameter in one
 //! flat buffer, every activation allocated once, explicit forward and backward passes built from
 //! the layer functions of [`crate::layers`].
 //!
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::*;
 
-/// Size of the transformer (SPEC.md: d, n points, layers, heads, width E).
+/// Size of the transformer (docs/study.md, "Model": d, n points, layers, heads, width E).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -41,7 +41,7 @@ pub const PRESETS: &str = "tiny, small, standard";
 
 impl ModelConfig {
     /// "tiny" (d 5, n 11, 2 layers, 2 heads, 64 wide), "small" (d 10, n 21, 4 layers, 4 heads, 128),
-    /// "standard" (d 20, n 41, 12 layers, 8 heads, 256): SPEC.md's paper size (about 9.5 M params).
+    /// "standard" (d 20, n 41, 12 layers, 8 heads, 256): the study's paper size (about 9.5 M params).
     pub fn preset(name: &str) -> Result<ModelConfig, ConfigError> {
         let (d, n_points, n_layer, n_head, n_embd) = match name {
             "tiny" => (5, 11, 2, 2, 64),
@@ -375,12 +375,12 @@ impl Chunk {
                 3 * c,
             );
             attention_forward(atty, att, qkv, b, t, c, nh);
-            // Only the x-tokens' outputs of the last block reach the loss (SPEC.md: predictions
-            // are read out at the x-tokens, outputs at y-tokens are ignored). Its attention needs
-            // every token's keys and values, but from its output projection on it runs on the
-            // m = b * n x-token rows alone. That skips 9C^2 of its 12C^2 per-token matmul work
-            // for the n - 1 y-tokens run: about 3/(8L) of the blocks' matmuls, 19% at 2 layers,
-            // 9% at 4.
+            // Only the x-tokens' outputs of the last block reach the loss (docs/study.md,
+            // "Prompts": predictions are read out at the x-tokens, outputs at y-tokens are
+            // ignored). Its attention needs every token's keys and values, but from its output
+            // projection on it runs on the m = b * n x-token rows alone. That skips 9C^2 of its
+            // 12C^2 per-token matmul work for the n - 1 y-tokens run: about 3/(8L) of the blocks'
+            // matmuls, 19% at 2 layers, 9% at 4.
             let (m, res_in) = if l + 1 == cfg.n_layer {
                 compact_x_rows(atty, tok, b, n, c);
                 gather_x_rows(&mut self.x_resid, res_in, tok, b, n, c);
@@ -609,7 +609,7 @@ pub struct Gpt {
 }
 
 impl Gpt {
-    /// GPT-2 initialisation (SPEC.md): weights N(0, 0.02), residual output projections
+    /// GPT-2 initialisation (docs/study.md, "Model"): weights N(0, 0.02), residual output projections
     /// (attn.c_proj, mlp.c_proj) N(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm weights 1. Draws come
     /// from `rng::stream(seed, Purpose::Init, 0)` in buffer order. Panics on an invalid config
     /// (call [`ModelConfig::validate`] first).
@@ -733,7 +733,8 @@ impl Gpt {
         &self.preds
     }
 
-    /// Forward, then the mean squared error over all b*n predictions (SPEC.md training loss).
+    /// Forward, then the mean squared error over all b*n predictions (the training loss,
+    /// docs/study.md, "Prompts").
     pub fn forward_loss(&mut self, xs: &[f32], ys: &[f32], b: usize, n: usize) -> f32 {
         self.run_forward(xs, ys, b, n, true);
         let rows = chunk_rows(b);

@@ -16,13 +16,12 @@ pub const LN_EPS: f32 = 1e-5;
 
 /// Tokens the model runs for a prompt of n points: x_1, y_1, ..., y_{n-1}, x_n, 2n - 1 of the
 /// prompt's 2n. The last y-token is left out because nothing it computes can reach a prediction:
-/// under the causal mask only later tokens attend to it and there are none, and the predictions
-/// are read at the x-tokens (SPEC.md). Predictions are bit for bit the full 2n tokens' (each
-/// row's sums lose at most terms that are exactly zero, such as attention to the left-out token:
-/// `iclab predict` on checkpoints gave identical CSVs); the gradients are theirs up to rounding (the left-out token's rows
-/// received exactly zero gradient, but the weight gradients' sums over rows, blocked by the
-/// kernel's KC, group the remaining rows differently). 1/(2n) of all the work is saved: steps
-/// alternating between 2n and 2n - 1 in one run were 2.1-2.8% faster at small, 3.4-4.3% at tiny.
+/// under the causal mask only later tokens attend to it and there are none, and the predictions are
+/// read at the x-tokens (docs/study.md, "Prompts"). Predictions are bit for bit the full 2n tokens'
+/// (each row's sums lose at most terms that are exactly zero, such as attention to the left-out
+/// token); the gradients are theirs up to rounding (the left-out token's rows received exactly zero
+/// gradient, but the weight gradients' sums over rows, blocked by the kernel's KC, group the
+/// remaining rows differently). 1/(2n) of all the work is saved (docs/benchmarks.md).
 pub fn prompt_tokens(n: usize) -> usize {
     (2 * n).saturating_sub(1)
 }
@@ -111,7 +110,7 @@ impl Tokens {
 multiversion! {
 /// Read-in of the interleaved tokens plus position embeddings (llm.c's `encoder_forward`).
 ///
-/// Token 2i is x_i = xs[b, i, :], token 2i+1 is the y-token [ys[b, i], 0, ..., 0] (SPEC.md,
+/// Token 2i is x_i = xs[b, i, :], token 2i+1 is the y-token [ys[b, i], 0, ..., 0] (docs/study.md,
 /// "Prompts"); out[b, t, :] = read_in.weight @ token + read_in.bias + wpe[t, :] for the
 /// t = 2n - 1 tokens of [`prompt_tokens`]; with [`Tokens::Pairs`], the n pair tokens.
 /// out [b, t, c], xs [b, n, d], ys [b, n], w [c, w] (nn.Linear layout, w = `tok.width(d)`),
@@ -130,8 +129,8 @@ pub fn encoder_forward(
     c: usize,
 ) {
     // The loops run over the c channels (so that they vectorise; per channel over the d inputs
-    // they were 2-4% of a step at d = 1, perf), reading w transposed, [d, c]. Each output still
-    // sums bias + wpe, then w[ch, j] x[j] in order of j, as before.
+    // they do not), reading w transposed, [width, c]. Each output sums bias + wpe, then
+    // w[ch, j] x[j] in order of j.
     let width = tok.width(d);
     let wt = transpose(&w[..c * width], c, width);
     let (bias, t_len) = (&bias[..c], tok.count(n));
@@ -171,8 +170,8 @@ pub fn encoder_backward(
     d: usize,
     c: usize,
 ) {
-    // Over channels, into dw transposed (see `encoder_forward`); each entry of dw receives the
-    // same additions in the same order as before.
+    // Over channels, into dw transposed (see `encoder_forward`); each entry of dw receives its
+    // additions in order of the rows.
     let width = tok.width(d);
     let mut dwt = transpose(&dw[..c * width], c, width);
     let (dbias, t_len) = (&mut dbias[..c], tok.count(n));
@@ -248,9 +247,8 @@ fn transpose_blocked(out: &mut [f32], m: &[f32], rows: usize, cols: usize, ld: u
 
 /// [`transpose_strided`] in [16, 16] blocks held in registers: 16 row loads, 64 shuffles, 16
 /// column stores per block (rows past the matrix's end load as zeros and columns past it are not
-/// stored). Small's transposes took 3.2% of a bench's samples with the blocked loop, 1.1-2.5%
-/// with 16-lane gathers of one column at a time, and 1.5% (against the gathers' 2.5% in the same
-/// sitting) this way (perf).
+/// stored). Faster than the blocked loop and than 16-lane gathers of one column at a time
+/// (docs/benchmarks.md).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose_avx512(out: &mut [f32], m: &[f32], rows: usize, cols: usize, ld: usize) {
@@ -350,8 +348,8 @@ pub fn layernorm_forward(
         let x = &inp[r * c..][..c];
         let m = simd::sum(x) / c as f32;
         // Lane i % 16 sums element i, as in `simd::sum`. Written over whole chunks of 16 (not
-        // `acc[i % 16]` per element, which compiled to scalar adds through the stack: 7.6% of a
-        // 32-wide model's step, perf) so that it vectorises.
+        // `acc[i % 16]` per element, which compiles to scalar adds through the stack) so that it
+        // vectorises.
         let mut acc = [0.0f32; LANES];
         let mut chunks = x.chunks_exact(LANES);
         for xc in &mut chunks {
@@ -475,7 +473,7 @@ fn column_sums(acc: &mut [f32], m: &[f32], oc: usize) {
 }
 }
 
-/// Causal multi-head self-attention, scaled by 1/sqrt(head_dim) (SPEC.md).
+/// Causal multi-head self-attention, scaled by 1/sqrt(head_dim) (docs/study.md, "Model").
 /// out [b, t, c] (heads concatenated), att [b, nh, t, t] (softmax probabilities, upper triangle 0),
 /// qkv [b, t, 3c] = [q | k | v], head h at columns h*hs..(h+1)*hs of each.
 ///
@@ -486,8 +484,7 @@ pub fn attention_forward(out: &mut [f32], att: &mut [f32], qkv: &[f32], b: usize
     let scale = 1.0 / (hs as f32).sqrt();
     let c3 = 3 * c;
     // One prompt's keys transposed, [c, t]: head h's k^T [hs, t] is rows h hs.. of it, contiguous,
-    // as the kernel reads b (a strided b costs it a copy per call, per head: 6% of a small
-    // step's matmul time went to q k^T at 26 GFLOP/s).
+    // as the kernel reads b (a strided b costs it a copy per call, per head).
     let mut kt = vec![0.0f32; c * t_len];
     for bi in 0..b {
         let qkv_b = &qkv[bi * t_len * c3..][..t_len * c3];
@@ -520,7 +517,7 @@ fn softmax_causal(att: &mut [f32], t_len: usize, scale: f32) {
 /// [`softmax_causal`] in 16-lane vectors, the last one of each row masked. The portable loop
 /// compiles to a 16-lane loop plus narrower and scalar code for what is left of each row past
 /// whole chunks of 16: at small's t = 41, 285 of a head's 861 exps (all of the first 15 rows).
-/// perf, small: softmax 1.9% of samples that way, 1.1% this way. The bits are the portable
+/// The bits are the portable
 /// loop's: the same exp lane by lane ([`simd::exp_avx512`]), each exp added to lane i % 16 of
 /// the sum in order and the lanes summed by [`simd::hsum`], as [`simd::sum`] does.
 #[cfg(target_arch = "x86_64")]
@@ -717,8 +714,9 @@ pub fn residual_forward(out: &mut [f32], a: &[f32], b: &[f32]) {
 }
 
 /// Read-out at the x-tokens: preds [rows] = lnf[r, :] . w [c] + bias, lnf [rows, c] holding the
-/// final LayerNorm at the x-tokens only (SPEC.md: the prediction for y_i is the read-out at the x_i
-/// token; the model's last block runs on the x-tokens alone, see `Chunk::forward`).
+/// final LayerNorm at the x-tokens only (docs/study.md, "Prompts": the prediction for y_i is the
+/// read-out at the x_i token; the model's last block runs on the x-tokens alone, see
+/// `Chunk::forward`).
 pub fn readout_forward(preds: &mut [f32], lnf: &[f32], w: &[f32], bias: f32, rows: usize, c: usize) {
     for (p, h) in preds[..rows].iter_mut().zip(lnf.chunks_exact(c)) {
         *p = simd::dot(h, w) + bias;
@@ -790,8 +788,8 @@ pub fn gather_x_rows(out: &mut [f32], inp: &[f32], tok: Tokens, b: usize, n: usi
     }
 }
 
-/// Mean squared error (SPEC.md training loss): returns the *sum* of squared errors over [bt]
-/// (the caller divides by the total count, which spans all chunks) and writes
+/// Mean squared error (the training loss, docs/study.md, "Prompts"): returns the *sum* of squared
+/// errors over [bt] (the caller divides by the total count, which spans all chunks) and writes
 /// dpreds = 2 (pred - y) / count.
 pub fn mse_forward(dpreds: &mut [f32], preds: &[f32], ys: &[f32], count: usize) -> f64 {
     let mut sum = 0.0f64;

@@ -1,5 +1,6 @@
-//! iclab-model: the GPT-2-style in-context learner of SPEC.md, hand-written llm.c style over flat
-//! f32 buffers ([`gpt`], built from the layer passes of [`layers`] and the kernel of [`matmul`]).
+//! iclab-model: the GPT-2-style in-context learner of docs/study.md, hand-written llm.c style over
+//! flat f32 buffers ([`gpt`], built from the layer passes of [`layers`] and the kernel of
+//! [`matmul`]).
 
 pub mod adam;
 pub mod bench;

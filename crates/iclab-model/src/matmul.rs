@@ -49,10 +49,8 @@ impl<'a> View<'a> {
 
 /// Above this many multiply-adds a product goes to matrixmultiply even on AVX-512 CPUs: the
 /// largest products of the presets (standard's 1,024-wide c_fc and mlp.c_proj, 3.4e8 at batch 64)
-/// are the largest the kernel was measured on. `iclab bench matmul` (GFLOP/s, the kernel over
-/// matrixmultiply, 1 thread): 1.0-1.4x on every tiny and small matmul, attention 1.2-2.9x, and
-/// 1.0-1.25x on every standard one once b's blocks are packed where its rows lie 2 KiB or more
-/// apart (unpacked, the 1,024-wide products had measured 0.80-0.88x).
+/// are the largest the kernel was measured on. `iclab bench matmul` times the kernel against
+/// matrixmultiply on every product of a preset (docs/benchmarks.md).
 const KERNEL_MAX_MACS: usize = 400_000_000;
 
 /// (m, k, n) of c = a @ b after checking that the shapes agree and every view lies inside its
@@ -77,8 +75,8 @@ pub fn sgemm(a: View, b: View, c: &mut [f32], ldc: usize, accumulate: bool) {
 
 /// c[m, n] = (residual[m, n] +) bias[n] (every row) + a[m, k] @ b[k, n], `residual` laid out as c
 /// (row stride ldc): the same sums as filling c's rows with residual + bias and accumulating,
-/// without writing and reading c once more (the bias copies, through memmove, were 3.7% of a
-/// 32-wide model's step, perf; the residual pass 0.6% of a small step).
+/// without writing and reading c once more (copying the bias into every row and a separate
+/// residual pass both cost a pass over c).
 pub fn sgemm_bias(a: View, b: View, bias: &[f32], residual: Option<&[f32]>, c: &mut [f32], ldc: usize) {
     assert_eq!(bias.len(), b.cols, "bias length differs from the matmul's columns");
     if let Some(res) = residual {
@@ -185,15 +183,15 @@ pub fn fma_chains(iters: usize, seed: f32) -> Option<f32> {
 
 /// The AVX-512 kernel, written for the model's shapes: k is small (the width, 64 to 1,024) and one
 /// of m or the reduction is the batch's bt (thousands of rows). A general GEMM packs both operands
-/// into panels on every call; at k = 64 that packing was ~14% of a training step (perf, tiny
-/// preset). Here a is packed only when it is a transpose (the weight gradient's activations^T,
-/// see `PACK_A_MIN_ROWS`) and b only where its rows lie 2 KiB or more apart (see
-/// `PACK_B_MIN_STRIDE`): each tile of c ([6, 64], [12, 32] or [12, 16]) stays in registers for
-/// the whole reduction, reading a's entries by broadcast (any strides) and b's row segments with
-/// one load per 16 columns (masked only on a panel's last, partial vector).
-/// A b with strided rows is first transposed into a thread-local scratch, an O(k n) copy against
-/// O(m k n) work; the model avoids that path: it hands the input gradient its weights already
-/// transposed, once per step, and attention its keys and values transposed, once per prompt.
+/// into panels on every call, which at k = 64 costs a sizeable share of a training step
+/// (docs/benchmarks.md). Here a is packed only when it is a transpose (the weight gradient's
+/// activations^T, see `PACK_A_MIN_ROWS`) and b only where its rows lie 2 KiB or more apart (see
+/// `PACK_B_MIN_STRIDE`): each tile of c ([6, 64], [12, 32] or [12, 16]) stays in registers for the
+/// whole reduction, reading a's entries by broadcast (any strides) and b's row segments with one
+/// load per 16 columns (masked only on a panel's last, partial vector). A b with strided rows is
+/// first transposed into a thread-local scratch, an O(k n) copy against O(m k n) work; the model
+/// avoids that path: it hands the input gradient its weights already transposed, once per step, and
+/// attention its keys and values transposed, once per prompt.
 ///
 /// Every c[i, j] is summed over p in order within blocks of KC, the blocks added to c in order,
 /// so the result depends on neither the row tiling nor the thread count.
@@ -206,12 +204,8 @@ mod avx512 {
     /// Tile shapes, by the columns left in the block: [6, 64] (four 16-lane vectors per row) while
     /// 64 remain, then [12, 32] (two), then [12, 16] (one). Both wide shapes hold 24 accumulators of
     /// the 32 registers, enough independent FMAs to hide their latency; per step of the reduction
-    /// [6, 64] loads 4 + 6 values for its 24 FMAs and [12, 32] 2 + 12. Against matrixmultiply on
-    /// the tiny and small shapes, [8, 32] tiles measured 0.88-1.26x and [12, 32] 1.1-1.6x
-    /// (separate runs of the same benchmark). [6, 64] over [12, 32] on the products 64 or more
-    /// wide, timed alternately in one run (`iclab bench matmul`'s loop): 1.06-1.19x on every
-    /// linear layer's forward, input and weight gradient of tiny, small and standard; attention's
-    /// q k^T (82 wide at standard) 0.96-1.06x.
+    /// [6, 64] loads 4 + 6 values for its 24 FMAs and [12, 32] 2 + 12, so [6, 64] is the faster
+    /// where 64 columns remain (timings of the shapes: docs/benchmarks.md).
     fn panel_width(cols_left: usize) -> usize {
         if cols_left >= 64 {
             64
@@ -238,8 +232,8 @@ mod avx512 {
 
     /// The reduction runs in blocks of KC, so that b's [KC, width] panel (32 KiB at width 32,
     /// 64 KiB at 64) stays near (L1, L2) while every row tile of c passes over it. The weight
-    /// gradient reduces over all bt rows: unblocked, it ran at 31-34 GFLOP/s against 39-50 for the
-    /// forward products in the same runs. (KC also fixes every sum's order: changing it changes
+    /// gradient reduces over all bt rows, and unblocked it runs well below the forward products.
+    /// (KC also fixes every sum's order: changing it changes
     /// the bits of every trained model.)
     pub(super) const KC: usize = 256;
     /// Rows of a per block (a multiple of 6 and 12): [MC, KC] of a is at most 48 KiB.
@@ -273,8 +267,8 @@ mod avx512 {
     /// columns lie a row of the activations apart) is copied block by block into a contiguous
     /// [KC, MC] (`pack_a`). Read in place, each step of the reduction reads a's block from a new
     /// line, 2 KiB (small's mlp.c_proj, 4 x 128 floats) to 4 KiB (standard's) further on, so the
-    /// block's 256 lines share two (one) of L1's 64 sets. Packed, small's mlp.c_proj weight
-    /// gradient ran at 87 GFLOP/s in a step instead of 65 (the other products at 95-107).
+    /// block's 256 lines share two (one) of L1's 64 sets. Packed, those weight gradients run about
+    /// as fast as the other products (docs/benchmarks.md).
     const PACK_A_MIN_ROWS: usize = 96;
 
     thread_local! {
@@ -433,7 +427,7 @@ mod avx512 {
         for (j0, width, masks) in panels(w) {
             let panel = &mut packed[j0 * kc..][..kc * width];
             // Masked 16-lane moves, as the tile reads the rows (a memcpy call per 128-byte row
-            // cost more than the copy: 1.5% of a standard step, perf).
+            // costs more than the copy).
             for (p, dst) in panel.chunks_exact_mut(width).enumerate() {
                 for (v, &mask) in masks.iter().enumerate().take(width / 16) {
                     // SAFETY: the caller's b covers [kc, w] with row stride rsb; masked-off lanes
@@ -472,12 +466,11 @@ mod avx512 {
     /// [6, 64], [12, 32] or [12, 16] (by the panel's width) and one shorter last tile. The tile
     /// shape is a compile-time constant in [`tile_vr`], so the accumulators stay in registers.
     /// The loop over the tiles is here, inside the AVX-512 code: in [`blocks`], building a `Tile`
-    /// and calling out once per tile took 8% of a small bench's samples (perf).
+    /// and calling out once per tile costs a noticeable share of a step.
     #[target_feature(enable = "avx512f")]
     unsafe fn row_tiles(width: usize, rows: usize, t: &Tile) {
         // Every column of the panel valid: plain loads and stores. Masked ones, even with every
-        // lane set, made a whole training step 6-8% slower (small and standard, steps alternating
-        // between the two in one run).
+        // lane set, make a whole training step slower (docs/benchmarks.md).
         let full = t.masks.iter().take(width / 16).all(|&m| m == 0xffff);
         match (width, full) {
             (64, false) => row_tiles_v::<6, 4, false>(rows, t),

@@ -283,8 +283,8 @@ mod tests {
 /// this thread (x86-64 MXCSR FTZ + DAZ); the previous mode comes back on drop.
 ///
 /// Why: late in training some activations and gradients (softmax tails, converged sinusoid
-/// models) fall below 1.2e-38, and every operation on a subnormal costs ~100 cycles on x86. A
-/// sinusoid model slowed from 58 to 16 steps/s that way. Values that small do not change any
+/// models) fall below 1.2e-38, and every operation on a subnormal costs ~100 cycles on x86, which
+/// slows training several-fold (docs/benchmarks.md). Values that small do not change any
 /// prediction or loss at f32 precision. Every pass that computes on the model's buffers takes
 /// the guard itself, so the mode is the same on every thread and results stay independent of
 /// the thread count.
@@ -336,8 +336,8 @@ mod flush_tests {
     use super::FlushSubnormals;
     use std::hint::black_box;
 
-    /// Bug: subnormal activations made late training ~4x slower (simd::FlushSubnormals). The guard
-    /// must flush inside its scope and restore IEEE behaviour after it.
+    /// Bug: subnormal activations made late training several times slower (simd::FlushSubnormals).
+    /// The guard must flush inside its scope and restore IEEE behaviour after it.
     #[test]
     fn subnormals_flush_inside_the_guard_and_come_back_after() {
         let tiny = black_box(f32::MIN_POSITIVE);

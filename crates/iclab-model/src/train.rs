@@ -1,5 +1,6 @@
-//! Pretraining the in-context learner (SPEC.md, "Prompts"): fresh prompts every step from the
-//! deterministic streams, the curriculum, Adam(W), metrics, checkpoints and exact resume.
+//! Pretraining the in-context learner (docs/study.md, "Prompts" and "Curriculum"): fresh prompts
+//! every step from the deterministic streams, the curriculum, Adam(W), metrics, checkpoints and
+//! exact resume.
 //!
 //! A run directory holds:
 //! - `config.toml`: the resolved [`TrainConfig`] (every field, so the run can be repeated);
@@ -8,8 +9,8 @@
 //!   and `n` are the curriculum's active dimension and points), and `{"kind":"eval","step":t,
 //!   "loss":..,"err_per_k":[..]}` every `eval_every` steps (t = steps done; the fixed eval batch is
 //!   prompts 0..eval_prompts of stream (seed, Eval) at the model's full d and n; `err_per_k[k]` is the
-//!   squared error after k examples divided by E[y^2], SPEC.md's metric). No wall-clock values, so
-//!   the file of a resumed run is byte-identical to an uninterrupted one.
+//!   squared error after k examples divided by E[y^2], docs/study.md's "Metric"). No wall-clock
+//!   values, so the file of a resumed run is byte-identical to an uninterrupted one.
 //! - `checkpoints/step_NNNNNNNN.safetensors` (see [`crate::checkpoint`]).
 //!
 //! Exact resume: batch `s` is prompts s*batch_size .. (s+1)*batch_size of stream (seed, Train), the
@@ -76,7 +77,7 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// The tiny model on dense linear regression with SPEC.md's optimizer (Adam, constant 1e-4).
+    /// The tiny model on dense linear regression with the study's optimizer (Adam, constant 1e-4).
     fn default() -> Self {
         let model = ModelConfig {
             d: 5,
@@ -454,8 +455,9 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &TrainOptions) -> Result<T
     };
     for step in start..cfg.steps {
         let (d_active, n) = cfg.curriculum.at(step);
-        // Batch `step`: prompts step*b .. (step+1)*b of stream (seed, Train) (SPEC.md: fresh
-        // data every step; keyed by step so that a resumed run draws the same batches).
+        // Batch `step`: prompts step*b .. (step+1)*b of stream (seed, Train) (docs/study.md,
+        // "Prompts": fresh data every step; keyed by step so that a resumed run draws the same
+        // batches).
         let b = cfg.batch_size;
         let batch = sampler.batch(cfg.seed, Purpose::Train, step * b as u64, b, n, d_active);
         let lr = cfg.optimizer.lr_at(step, cfg.steps);
@@ -659,7 +661,7 @@ mod tests {
             assert_eq!(c.curriculum.at(u64::MAX / 2), (c.model.d, c.model.n_points));
         }
         let s = TrainConfig::preset("standard").unwrap();
-        // SPEC.md's reference scale.
+        // The study's reference scale (docs/study.md, "Paper scale").
         assert_eq!(
             (
                 s.model.d,

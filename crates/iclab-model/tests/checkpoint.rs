@@ -1,4 +1,4 @@
-//! Checkpoint failures (issue 3, part 4): corrupt, truncated and mismatched checkpoints are refused
+//! Checkpoint failures: corrupt, truncated and mismatched checkpoints are refused
 //! with a message saying what is wrong; a run directory made with another configuration is refused
 //! naming the fields; a diverging run stops with a clear error and keeps its last good checkpoint;
 //! old checkpoints are pruned to the last one plus every keep_every-th.

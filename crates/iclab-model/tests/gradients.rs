@@ -485,7 +485,7 @@ fn configs_are_validated() {
     let p = std.num_params();
     assert!(
         (9_000_000..10_000_000).contains(&p),
-        "standard preset has {p} parameters (SPEC.md: ~9.5 M)"
+        "standard preset has {p} parameters (docs/study.md: ~9.5 M)"
     );
 }
 

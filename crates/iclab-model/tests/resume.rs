@@ -1,4 +1,4 @@
-//! Exact resume (issue 3): a run killed after its last checkpoint, or stopped by Ctrl-C, and then
+//! Exact resume: a run killed after its last checkpoint, or stopped by Ctrl-C, and then
 //! started again with the same command, gives the losses and parameters of an uninterrupted run,
 //! bit for bit; and the thread count does not change a bit either.
 

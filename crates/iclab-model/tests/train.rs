@@ -1,8 +1,8 @@
-//! A tiny transformer trained briefly on dense linear regression learns in context (issue 3):
-//! after k >= 2d examples its error is far below 1 (predicting 0) and below least squares' error
-//! with k = d/2 examples. Minimum-norm least squares on k < d dense noiseless examples has error
-//! exactly 1 - k/d (SPEC.md, "Baselines"); at d = 3 that is 2/3 at k = 1 and 1/3 at k = 2, and the
-//! bound used here is the value of 1 - k/d at k = d/2, 0.5.
+//! A tiny transformer trained briefly on dense linear regression learns in context: after k >= 2d
+//! examples its error is far below 1 (predicting 0) and below least squares' error with k = d/2
+//! examples. Minimum-norm least squares on k < d dense noiseless examples has error exactly 1 - k/d
+//! (docs/study.md, "Baselines"); at d = 3 that is 2/3 at k = 1 and 1/3 at k = 2, and the bound used
+//! here is the value of 1 - k/d at k = d/2, 0.5.
 
 mod common;
 
@@ -62,7 +62,8 @@ fn tiny_model_learns_linear_regression_in_context() {
     train(&cfg, &dir, &TrainOptions::default()).unwrap();
     let seconds = t0.elapsed().as_secs_f64();
 
-    // Fresh prompts (another stream than training's) scored with SPEC.md's metric.
+    // Fresh prompts (another stream than training's) scored with the study's metric
+    // (docs/study.md, "Metric").
     let (_, mut gpt) = load(&dir).unwrap();
     let sampler = PromptSampler::new(cfg.task.clone(), PromptStrategy::Isotropic, D, 1).unwrap();
     let prompts = sampler.prompts(1234, Purpose::Eval, 1024, N, D);

@@ -29,7 +29,7 @@ fn curve(name: &str, n: usize, rel: f64, err: impl Fn(f64) -> f64) -> Curve {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "runs/report_demo".into()));
     let (n, d) = (21, 10.0);
-    // Least squares on dense prompts: 1 - k/d for k < d (SPEC.md), then ~0.
+    // Least squares on dense prompts: 1 - k/d for k < d (docs/study.md, "Baselines"), then ~0.
     let ls = |k: f64| if k < d { 1.0 - k / d } else { 0.002 };
     let dense = [
         curve("mixture model", n, 0.08, |k| ls(k) * 1.05 + 0.01),

@@ -116,7 +116,8 @@ impl Series {
         Series::new(name, x, y, SeriesKind::Points)
     }
 
-    /// An ICL curve: x = k, y = mean normalised error, band = the bootstrap 5-95% band (SPEC.md, Metric).
+    /// An ICL curve: x = k, y = mean normalised error, band = the bootstrap 5-95% band
+    /// (docs/study.md, "Metric").
     pub fn from_curve(curve: &Curve) -> Series {
         let x = curve.points.iter().map(|p| p.k as f64).collect();
         let y = curve.points.iter().map(|p| p.mean).collect();
@@ -283,8 +284,8 @@ impl Panel {
         self.series.push(s);
     }
 
-    /// The study's ICL panel (SPEC.md, Metric): error vs number of in-context examples, each curve
-    /// with its 5-95% band, a dashed line at 1 (what predicting 0 scores), y from 0.
+    /// The study's ICL panel (docs/study.md, "Metric"): error vs number of in-context examples,
+    /// each curve with its 5-95% band, a dashed line at 1 (what predicting 0 scores), y from 0.
     pub fn icl(title: impl Into<String>, curves: &[Curve]) -> Panel {
         let mut p = Panel::new(title)
             .x_label("in-context examples k")
@@ -297,9 +298,9 @@ impl Panel {
         p
     }
 
-    /// A 1-D function picture (e.g. a sinusoid prompt, SPEC.md E4/E6): the context points as black
-    /// dots, the true function as a solid grey curve over `grid`, and each prediction
-    /// (name, values over `grid`) as a coloured curve.
+    /// A 1-D function picture (e.g. a sinusoid prompt of E4 or E6, docs/study.md, "Experiments"):
+    /// the context points as black dots, the true function as a solid grey curve over `grid`, and
+    /// each prediction (name, values over `grid`) as a coloured curve.
     pub fn function_1d(
         title: impl Into<String>,
         context: (&[f64], &[f64]),

@@ -1,5 +1,5 @@
-//! Findings: an experiment's claim with explicit numeric checks (issue 4, part 4), shown in the
-//! report as measured value vs threshold with a PASS / FAIL (or INFO) badge.
+//! Findings: an experiment's claim with explicit numeric checks, shown in the report as measured
+//! value vs threshold with a PASS / FAIL (or INFO) badge.
 
 use crate::table::{fmt_num, Cell, Table};
 

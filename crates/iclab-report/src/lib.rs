@@ -1,12 +1,10 @@
-//! Figures and reports for iclab (issue 4, parts 2 and 4): hand-written SVG line/scatter charts
+//! Figures and reports for iclab: hand-written SVG line/scatter charts
 //! (bands, log axes, reference lines, legends, small multiples), the same SVG rasterised to PNG by
 //! resvg with a bundled font, tables (CSV / Markdown / HTML) and findings with pass/fail badges,
 //! assembled into a self-contained report.html and a report.md.
 //!
 //! Data flows experiments -> report: this crate knows nothing of models or experiments; it takes
 //! plain series, `iclab_core::metrics::Curve`s, tables and findings.
-//!
-//! The API contract for callers is /work/notes/REPORT_API.md (mirrored by the docs here).
 
 use std::path::{Path, PathBuf};
 

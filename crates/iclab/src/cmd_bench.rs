@@ -1,6 +1,6 @@
 //! `iclab bench`: timing workloads. `iclab bench baselines` times the baselines that apply to
-//! sparse prompts (issue 2, "Speed"); scripts/bench_baselines.py runs the scikit-learn/numpy
-//! reference side by side.
+//! sparse prompts; scripts/bench_baselines.py runs the scikit-learn/numpy reference side by side.
+//! Results and how to rerun them: docs/benchmarks.md.
 
 use std::time::Instant;
 
@@ -42,7 +42,7 @@ pub struct MatmulBenchArgs {
 
 #[derive(clap::Args)]
 pub struct TrainBenchArgs {
-    /// Model size: tiny, small or standard (SPEC.md's paper size).
+    /// Model size: tiny, small or standard (the study's paper size, docs/study.md).
     #[arg(long, default_value = "tiny")]
     preset: String,
     #[arg(long, default_value_t = 64)]

@@ -1,5 +1,5 @@
 //! `iclab curves`: per-k normalised error curves of every applicable statistical baseline on
-//! prompts of one test class (SPEC.md, "Metric" and "Baselines"), printed as a table and written
+//! prompts of one test class (docs/study.md, "Metric" and "Baselines"), printed as a table and written
 //! as CSV and JSON.
 //!
 //! The task is resolved in layers: defaults -> `--config FILE` -> `--set key=value` -> flags.

@@ -5,7 +5,7 @@
 //!               [--prompts 8] [--n N] [--seed S] [--out predictions.csv]
 //! ```
 //! One row per (prompt, k): k examples seen, the query x_{k+1}, its target and the model's
-//! prediction. The per-k normalised error (SPEC.md's metric) goes to stderr.
+//! prediction. The per-k normalised error (docs/study.md, "Metric") goes to stderr.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `iclab reproduce`: the study's experiments E1-E7 end to end (issue 4): trains what they need
+//! `iclab reproduce`: the study's experiments E1-E7 end to end: trains what they need
 //! (models shared between experiments, resumable), evaluates beside baselines and specialists,
 //! draws the figures and checks each finding's numeric criteria. See iclab_experiments::reproduce.
 
@@ -13,7 +13,8 @@ use iclab_experiments::reproduce::{self, Options};
 #[derive(clap::Args)]
 pub struct Args {
     /// smoke (about a minute: checks the pipeline), laptop (all experiments in under an hour on 2
-    /// cores; findings must hold) or paper (SPEC.md's sizes, for a GPU-class machine).
+    /// cores; findings must hold) or paper (the study's sizes, docs/study.md, for a GPU-class
+    /// machine).
     #[arg(long, default_value = "laptop")]
     scale: String,
     /// Comma-separated experiments to run, e.g. E1,E4 (default: all of E1-E7).

@@ -1,6 +1,6 @@
 //! Exact Bayes-optimal prediction for mixtures of linear-Gaussian classes (dense, sparse, noisy
-//! linear), and the oracle that knows each prompt's class (SPEC.md, "Baselines"; Yadlowsky et al.'s
-//! selection cost = mixture-Bayes error - oracle error).
+//! linear), and the oracle that knows each prompt's class (docs/study.md, "Baselines"; Yadlowsky et
+//! al.'s selection cost = mixture-Bayes error - oracle error).
 //!
 //! A component is w ~ N(0, tau^2 I) on a support S (all d coordinates for dense; each of the
 //! C(d, nnz) supports equally likely for sparse), y = X w + N(0, sigma^2). For a support of size

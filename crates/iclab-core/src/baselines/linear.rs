@@ -1,5 +1,5 @@
 //! Linear baselines fitted on every prefix of a prompt from incrementally grown normal equations
-//! G_k = X_k^T X_k, b_k = X_k^T y_k (SPEC.md, "Baselines"): minimum-norm least squares, ridge,
+//! G_k = X_k^T X_k, b_k = X_k^T y_k (docs/study.md, "Baselines"): minimum-norm least squares, ridge,
 //! averaging, LASSO (coordinate descent, warm-started along k) and k-nearest neighbours.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +56,7 @@ impl Prefix {
 }
 
 /// Predictions for k = 0..n-1: `fit` sees the prefix of k >= 1 examples and the query x (f64);
-/// k = 0 predicts 0 (SPEC.md).
+/// k = 0 predicts 0 (docs/study.md, "Baselines").
 pub fn per_prefix(prompt: &Prompt, mut fit: impl FnMut(&Prefix, &[f64]) -> f64) -> Vec<f64> {
     let mut prefix = Prefix::new(prompt);
     let mut out = Vec::with_capacity(prompt.n);

@@ -1,4 +1,4 @@
-//! Statistical baselines (SPEC.md, "Baselines"). Each fits only the k examples before the query
+//! Statistical baselines (docs/study.md, "Baselines"). Each fits only the k examples before the query
 //! and predicts its target; k = 0 predicts 0.
 //!
 //! - [`linear`]: minimum-norm least squares, ridge, averaging, LASSO, k-nearest neighbours, all

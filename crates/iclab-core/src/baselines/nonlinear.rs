@@ -1,5 +1,5 @@
 //! Baselines for the non-linear classes: Garg et al.'s gradient-descent 2-layer ReLU network and a
-//! sinusoid fit (frequency grid + least squares on sin/cos features), SPEC.md "Baselines".
+//! sinusoid fit (frequency grid + least squares on sin/cos features), docs/study.md, "Baselines".
 
 use super::linalg;
 use super::Baseline;
@@ -128,7 +128,8 @@ impl Baseline for GdNet {
 /// minimum-norm interpolant) without biasing larger k.
 const SINUSOID_RIDGE: f64 = 1e-6;
 
-/// Sinusoid fit for d = 1 (SPEC.md: "frequency grid + least squares on sin/cos features"): for
+/// Sinusoid fit for d = 1 (docs/study.md, "Baselines": a frequency grid + least squares on sin/cos
+/// features): for
 /// every omega on a log-spaced grid, least squares of y on [sin(omega x), cos(omega x)] (plus x
 /// when `with_linear`, the learner that knows the convex linear + sinusoid class of E4), and the
 /// omega with the smallest penalised residual predicts. d > 1 is refused: the direction u would
