@@ -44,12 +44,19 @@ pub struct Preset {
     /// Reported either way (E7): the finding shows INFO instead of counting as a failure.
     #[serde(default)]
     pub report_only: bool,
+    /// Values every scale substitutes into the preset (see [`Scale::vars`]): a string "$name" is
+    /// replaced by the value, "${name}" inside a string by the value's text.
+    #[serde(default)]
+    pub vars: BTreeMap<String, toml::Value>,
     pub scales: BTreeMap<String, Scale>,
     pub models: Vec<ModelDecl>,
     pub evals: Vec<EvalDecl>,
     #[serde(default)]
     pub figures: Vec<FigureDecl>,
     pub criteria: Vec<Criterion>,
+    /// The file as parsed, before substitution: a scale with its own `vars` re-reads it.
+    #[serde(skip)]
+    raw: Option<toml::Table>,
 }
 
 fn default_eval_seed() -> u64 {
@@ -98,6 +105,10 @@ pub struct Scale {
     /// `--set`-style overrides of every model's training config (e.g. "optimizer.grad_clip=1.0").
     #[serde(default)]
     pub train_set: Vec<String>,
+    /// Overrides of the preset's `vars` at this scale: how a scale restates the task (e.g. the
+    /// second class of a mixture) while the preset keeps one set of models, evals and criteria.
+    #[serde(default)]
+    pub vars: BTreeMap<String, toml::Value>,
 }
 
 /// A model to pretrain: a name local to the experiment and its task distribution.
@@ -409,10 +420,108 @@ fn substitute(t: &toml::Value, v: &toml::Value) -> toml::Value {
     }
 }
 
+/// Replaces, everywhere in `t`, a string "$name" by `vars[name]` and "${name}" inside a string by
+/// the value's text; "$v" is left for sweeps. `at` names the position in errors.
+fn substitute_vars(
+    t: &toml::Value,
+    vars: &BTreeMap<String, toml::Value>,
+    at: &str,
+    depth: usize,
+) -> Result<toml::Value, ConfigError> {
+    let known = || {
+        let mut names: Vec<String> = vars.keys().map(|k| format!("${k}")).collect();
+        names.push("$v (a sweep value)".into());
+        format!("a variable of the preset's [vars] or the scale's: {}", names.join(", "))
+    };
+    Ok(match t {
+        toml::Value::String(s) if s.starts_with('$') && !s.starts_with("${") && s != "$v" => {
+            let value = vars.get(&s[1..]).ok_or_else(|| ConfigError::new(at, s, known()))?;
+            // A variable's value may name others (a convex class of "$sinusoid"); a cycle would
+            // recurse forever, so the nesting is bounded.
+            if depth >= 8 {
+                return Err(ConfigError::new(at, s, "variables nested at most 8 deep (no cycles)"));
+            }
+            substitute_vars(value, vars, at, depth + 1)?
+        }
+        toml::Value::String(s) if s.contains("${") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(i) = rest.find("${") {
+                out.push_str(&rest[..i]);
+                let end = rest[i..]
+                    .find('}')
+                    .ok_or_else(|| ConfigError::new(at, s, "\"${name}\" closed by '}'"))?;
+                let name = &rest[i + 2..i + end];
+                match vars.get(name) {
+                    Some(toml::Value::String(v)) => out.push_str(v),
+                    Some(v) => out.push_str(&v.to_string()),
+                    None => return Err(ConfigError::new(at, format!("${{{name}}}"), known())),
+                }
+                rest = &rest[i + end + 1..];
+            }
+            out.push_str(rest);
+            toml::Value::String(out)
+        }
+        toml::Value::Array(a) => toml::Value::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| substitute_vars(x, vars, &format!("{at}[{i}]"), depth))
+                .collect::<Result<_, _>>()?,
+        ),
+        toml::Value::Table(tb) => toml::Value::Table(
+            tb.iter()
+                .map(|(k, x)| Ok((k.clone(), substitute_vars(x, vars, &format!("{at}.{k}"), depth)?)))
+                .collect::<Result<_, ConfigError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
 impl Preset {
     /// Parses and validates a preset; `source` names it in errors.
     pub fn parse(source: &str, text: &str) -> Result<Preset, ConfigError> {
-        let preset: Preset = toml::from_str(text).map_err(|e| {
+        let raw: toml::Table = toml::from_str(text).map_err(|e| {
+            ConfigError::new(
+                source,
+                e.to_string().trim(),
+                "a preset as documented in presets/README.md",
+            )
+        })?;
+        Preset::from_raw(source, raw, None)
+    }
+
+    /// The preset with the top-level `vars`, overridden by scale `scale`'s (when given),
+    /// substituted into everything but the `vars` tables themselves.
+    fn from_raw(source: &str, raw: toml::Table, scale: Option<&str>) -> Result<Preset, ConfigError> {
+        let table_of = |v: Option<&toml::Value>, field: &str| -> Result<BTreeMap<String, toml::Value>, ConfigError> {
+            match v {
+                None => Ok(BTreeMap::new()),
+                Some(toml::Value::Table(t)) => Ok(t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                Some(other) => Err(ConfigError::new(field, other, "a table of name = value")),
+            }
+        };
+        let mut vars = table_of(raw.get("vars"), "vars").map_err(|e| e.within(source))?;
+        if let Some(name) = scale {
+            let scale_vars = raw.get("scales").and_then(|s| s.get(name)).and_then(|s| s.get("vars"));
+            vars.extend(table_of(scale_vars, &format!("scales.{name}.vars")).map_err(|e| e.within(source))?);
+        }
+        if vars.contains_key("v") {
+            return Err(ConfigError::new(
+                format!("{source}.vars"),
+                "v",
+                "any name but v (\"$v\" is a sweep's value)",
+            ));
+        }
+        let mut substituted = toml::Table::new();
+        for (k, v) in &raw {
+            let v = if k == "vars" || k == "scales" {
+                v.clone()
+            } else {
+                substitute_vars(v, &vars, k, 0).map_err(|e| e.within(source))?
+            };
+            substituted.insert(k.clone(), v);
+        }
+        let mut preset = Preset::deserialize(toml::Value::Table(substituted)).map_err(|e| {
             ConfigError::new(
                 source,
                 e.to_string().trim(),
@@ -420,6 +529,7 @@ impl Preset {
             )
         })?;
         preset.validate().map_err(|e| e.within(source))?;
+        preset.raw = Some(raw);
         Ok(preset)
     }
 
@@ -546,6 +656,17 @@ impl Preset {
 
     /// Resolves the preset at scale `scale_name` with `seeds` training seeds.
     pub fn plan(&self, scale_name: &str, seeds: usize) -> Result<Plan, ConfigError> {
+        match (&self.raw, self.scales.get(scale_name)) {
+            (Some(raw), Some(scale)) if !scale.vars.is_empty() => {
+                Preset::from_raw(&format!("presets/{}.toml", self.id), raw.clone(), Some(scale_name))?
+                    .plan_substituted(scale_name, seeds)
+            }
+            _ => self.plan_substituted(scale_name, seeds),
+        }
+    }
+
+    /// [`Preset::plan`] once the scale's `vars` are in.
+    fn plan_substituted(&self, scale_name: &str, seeds: usize) -> Result<Plan, ConfigError> {
         let scale = self.scales.get(scale_name).ok_or_else(|| {
             ConfigError::new(
                 format!("{}.scale", self.id),
