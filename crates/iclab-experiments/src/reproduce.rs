@@ -227,7 +227,6 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             }
         },
     );
-    drop(log_m);
     let mut trained_rows = Vec::new();
     let (mut n_trained, mut n_reused) = (0, 0);
     for ((key, cfg, users), r) in distinct.iter().zip(results) {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use iclab_core::metrics;
 use iclab_core::{ClassSpec, ConfigError, PromptStrategy};
 use iclab_model::train::{fmt_duration, read_metrics, Record, TrainConfig, TrainOptions};
-use iclab_report::{Cell, Color, Figure, Marker, Panel, RefLine, Series, Table, DASHES, PALETTE};
+use iclab_report::{Cell, Color, Figure, Marker, Panel, Series, Table, DASHES, PALETTE};
 
 use crate::baselines;
 use crate::eval::{self, baseline_predictions_cached, model_predictions_cached};
@@ -524,25 +524,38 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
             scope.spawn(|| grid_progress(&steps_done, total_steps, &models_done, cfgs.len(), &finished));
         }
         let r = runs::train_many(&cfgs, &models_dir, split, &train_opts, &|event| {
-            if let TrainEvent::Finished(i, r) = event {
+            if let TrainEvent::Finished(..) = event {
                 models_done.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = r {
-                    eprintln!("\ngrid point {} ({}): {e:#}", i + 1, plan.points[i].describe());
-                }
             }
         });
         finished.store(true, Ordering::Relaxed);
         r
     });
+    // Every failure is reported (the others' runs are finished and kept for the rerun).
     let mut dones = Vec::new();
-    for (p, r) in plan.points.iter().zip(results) {
-        let r = r.with_context(|| format!("training grid point {}", p.describe()))?;
-        let Some(t) = r else {
-            eprintln!("stopped: rerun the same command to resume from the last checkpoints");
-            return Ok(summary);
-        };
-        summary.trained += usize::from(!t.skipped);
-        dones.push(t);
+    let mut failures = Vec::new();
+    let mut stopped = false;
+    for (i, (p, r)) in plan.points.iter().zip(results).enumerate() {
+        match r {
+            Ok(Some(t)) => {
+                summary.trained += usize::from(!t.skipped);
+                dones.push(t);
+            }
+            Ok(None) => stopped = true,
+            Err(e) => failures.push(format!("grid point {} ({}): {e:#}", i + 1, p.describe())),
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "training failed for {} of {} grid points:\n  {}",
+            failures.len(),
+            plan.points.len(),
+            failures.join("\n  ")
+        );
+    }
+    if stopped {
+        eprintln!("stopped: rerun the same command to resume from the last checkpoints");
+        return Ok(summary);
     }
 
     // ---- evaluate ----
@@ -700,12 +713,12 @@ pub fn compact_table(plan: &SweepPlan, s: &Summary) -> Table {
 }
 
 /// sweep.svg: one panel per varied key, error at each chosen k against the key's value (points, one
-/// colour per k), the baselines as horizontal lines in the colour of their k. Non-numeric values
-/// are placed at their index in the key's list.
+/// colour per k), the baselines as level lines in a lighter shade of their k's colour.
+/// Non-numeric values are placed at their index in the key's list.
 pub fn figure(plan: &SweepPlan, s: &Summary) -> Figure {
     let mut fig = Figure::new("sweep", format!("sweep {}", plan.grid.name)).caption(format!(
         "Normalised squared error after k in-context examples on {} prompts of {}, per grid point, against \
-         each varied key; horizontal lines: baselines.",
+         each varied key; level lines: baselines.",
         plan.eval.prompts,
         plan.eval.task.name()
     ));
@@ -747,22 +760,31 @@ pub fn figure(plan: &SweepPlan, s: &Summary) -> Figure {
                 panel = panel.x_log();
             }
         }
+        let xs: Vec<f64> = s.rows.iter().map(|r| x_of(&r.point.values[a].1)).collect();
+        let span = xs
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| (l.min(x), h.max(x)));
         for (ki, &k) in plan.ks.iter().enumerate() {
             let color = PALETTE[ki % PALETTE.len()];
-            let x = s.rows.iter().map(|r| x_of(&r.point.values[a].1)).collect();
             let y = s.rows.iter().map(|r| r.err[k]).collect();
             panel.push(
-                Series::points(format!("k = {k}"), x, y)
+                Series::points(format!("k = {k}"), xs.clone(), y)
                     .color(color)
                     .marker(Marker::Circle),
             );
+            // Baselines as level lines across the panel, named in the legend rather than labelled
+            // on the plot (labels of nearby lines overlap).
             for (bi, (name, err)) in s.baselines.iter().enumerate() {
-                panel.hlines.push(RefLine {
-                    value: err[k],
-                    label: format!("{}, k = {k}", baselines::label(name)),
-                    color: blend(color),
-                    dash: DASHES[(bi + 1) % DASHES.len()],
-                });
+                panel.push(
+                    Series::line(
+                        format!("{}, k = {k}", baselines::label(name)),
+                        vec![span.0, span.1],
+                        vec![err[k]; 2],
+                    )
+                    .color(blend(color))
+                    .dash(DASHES[(bi + 1) % DASHES.len()])
+                    .width(1.4),
+                );
             }
         }
         fig = fig.panel(panel);
