@@ -137,12 +137,16 @@ pub struct Point {
 impl Point {
     /// "optimizer.lr=0.001 seed=1".
     pub fn describe(&self) -> String {
-        self.values
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        describe(&self.values)
     }
+}
+
+fn describe(values: &[(String, toml::Value)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A grid resolved into configs, the evaluation prompt set and the k columns.
@@ -283,18 +287,15 @@ pub fn resolve(grid: Grid, text: String, dir: &Path) -> anyhow::Result<SweepPlan
             .cloned()
             .chain(values.iter().map(|(k, v)| format!("{k}={v}")))
             .collect();
-        let mut point = Point {
-            values,
-            config: TrainConfig::default(),
-            key: String::new(),
-        };
-        let at = |e: ConfigError| anyhow::anyhow!("grid point {} ({}): {e}", i + 1, point.describe());
-        let mut cfg =
+        let at = |e: ConfigError| anyhow::anyhow!("grid point {} ({}): {e}", i + 1, describe(&values));
+        let mut config =
             TrainConfig::layer(&start, file.as_ref().map(|(s, t)| (s.as_str(), t.as_str())), &sets).map_err(at)?;
-        cfg.name = runs::run_name(&cfg.task, cfg.seed);
-        point.key = runs::run_key(&cfg);
-        point.config = cfg;
-        points.push(point);
+        config.name = runs::run_name(&config.task, config.seed);
+        points.push(Point {
+            key: runs::run_key(&config),
+            values,
+            config,
+        });
     }
 
     // One prompt set for every point: they must agree on what it depends on.
@@ -874,6 +875,14 @@ baselines = ["least_squares", "bayes:sparse"]
         assert_eq!(p.points[3].config.steps, 5);
         let keys: std::collections::BTreeSet<&str> = p.points.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys.len(), 4);
+    }
+
+    #[test]
+    fn the_example_grid_resolves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../presets/sweeps/example.toml");
+        let p = plan(&path).unwrap();
+        assert_eq!(p.points.len(), 4);
+        assert_eq!((p.eval.d, p.eval.n, p.ks.clone()), (4, 10, vec![2, 4, 9]));
     }
 
     #[test]
