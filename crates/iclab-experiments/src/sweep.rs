@@ -525,7 +525,8 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
             scope.spawn(|| grid_progress(&steps_done, total_steps, &models_done, cfgs.len(), &finished));
         }
         let r = runs::train_many(&cfgs, &models_dir, split, &train_opts, &|event| {
-            if let TrainEvent::Finished(..) = event {
+            // Models that failed, or were skipped after Ctrl-C, are not done.
+            if let TrainEvent::Finished(_, Ok(Some(_))) = event {
                 models_done.fetch_add(1, Ordering::Relaxed);
             }
         });
