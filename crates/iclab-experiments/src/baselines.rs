@@ -17,7 +17,7 @@ use iclab_core::baselines::{
     Averaging, Baseline, ClassOracle, Knn, Lasso, LeastSquares, LinearPrior, MixtureBayes, Ridge, SinusoidFit,
 };
 
-use crate::preset::{EvalPlan, Plan};
+use crate::preset::{EvalPlan, ModelDecl, Plan};
 
 /// The baseline names (for error messages); `lasso(alpha=X)`, `ridge(lambda=X)` and
 /// `bayes:<model>` take parameters.
@@ -94,6 +94,12 @@ pub struct Made {
 
 /// Builds baseline `name` for prompt set `e` of `plan`.
 pub fn make(name: &str, plan: &Plan, e: &EvalPlan) -> anyhow::Result<Made> {
+    make_with(name, &plan.preset.models, e)
+}
+
+/// Builds baseline `name` for prompt set `e`; `bayes:<model>` takes the pretraining task of that
+/// model of `models`.
+pub fn make_with(name: &str, models: &[ModelDecl], e: &EvalPlan) -> anyhow::Result<Made> {
     let d = e.d;
     let err = |why: String| anyhow::anyhow!("baseline {name} on {}: {why}", e.name);
     let baseline: Box<dyn Baseline> = match name {
@@ -116,9 +122,7 @@ pub fn make(name: &str, plan: &Plan, e: &EvalPlan) -> anyhow::Result<Made> {
                     lambda: l.unwrap_or(RIDGE_LAMBDA),
                 })
             } else if let Some(m) = name.strip_prefix("bayes:") {
-                let decl = plan
-                    .preset
-                    .models
+                let decl = models
                     .iter()
                     .find(|x| x.name == m)
                     .ok_or_else(|| err(format!("no model named {m} in this preset")))?;

@@ -164,6 +164,57 @@ pub fn model_predictions(
     Ok(out)
 }
 
+/// Predictions [prompt][k] of model `name` (training seed index `seed`) on the prompts of prompt
+/// set `e`, read from the `cache` folder when they are there. The flag is true when they were
+/// computed now.
+pub fn model_predictions_cached(
+    models: &mut dyn ModelSource,
+    name: &str,
+    seed: usize,
+    e: &EvalPlan,
+    prompts: &[Prompt],
+    cache: Option<&Path>,
+) -> anyhow::Result<(Vec<Vec<f64>>, bool)> {
+    let cache = Cache { dir: cache };
+    let eid = eval_id(e);
+    let id = models.cache_id(name, seed);
+    let key = id.as_ref().map(|id| hash::hex(&format!("{id}\n{eid}")));
+    if let Some(v) = key.as_deref().and_then(|k| cache.get(k, prompts.len(), e.n)) {
+        return Ok((v, false));
+    }
+    let v = round_f32(model_predictions(models, name, seed, prompts)?);
+    if let (Some(k), Some(id)) = (&key, &id) {
+        cache.put(k, &format!("{{\"model\": {id:?}, \"eval\": {eid}}}\n"), &v)?;
+    }
+    Ok((v, true))
+}
+
+/// Predictions [prompt][k] of baseline `b` on the prompts of prompt set `e`, read from the `cache`
+/// folder when they are there; `log` gets the baseline's diagnostics. The flag is true when they
+/// were computed now.
+pub fn baseline_predictions_cached(
+    b: &crate::baselines::Made,
+    e: &EvalPlan,
+    prompts: &[Prompt],
+    cache: Option<&Path>,
+    log: &mut dyn FnMut(&str),
+) -> anyhow::Result<(Vec<Vec<f64>>, bool)> {
+    let cache = Cache { dir: cache };
+    let eid = eval_id(e);
+    let id = format!("baseline v{CACHE_VERSION} {}", b.identity);
+    let key = hash::hex(&format!("{id}\n{eid}"));
+    if let Some(v) = cache.get(&key, prompts.len(), e.n) {
+        return Ok((v, false));
+    }
+    let v: Vec<Vec<f64>> = prompts.par_iter().map(|pr| b.baseline.predict(pr)).collect();
+    let v = round_f32(v);
+    for line in b.baseline.diagnostics() {
+        log(&format!("    {} on {}: {line}", b.identity, e.name));
+    }
+    cache.put(&key, &format!("{{\"baseline\": {id:?}, \"eval\": {eid}}}\n"), &v)?;
+    Ok((v, true))
+}
+
 /// Evaluates every predictor of every prompt set of `plan`. `cache`: folder of cached predictions
 /// (None: compute everything). `log`: progress lines.
 pub fn evaluate(
@@ -172,55 +223,36 @@ pub fn evaluate(
     cache: Option<&Path>,
     log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Evaluated> {
-    let cache = Cache { dir: cache };
     let mut evals = Vec::new();
     for e in &plan.evals {
         let prompts = prompts(e)?;
         let ey2 = expected_y2(e)?;
-        let eid = eval_id(e);
-        let (rows, n) = (prompts.len(), e.n);
         let mut preds = BTreeMap::new();
         let (mut hits, mut computed) = (0, 0);
         for p in &e.predictors {
-            if plan.is_model(p) {
+            let per_seed = if plan.is_model(p) {
                 let mut per_seed = Vec::new();
                 for s in 0..plan.seeds {
-                    let key = models.cache_id(p, s).map(|id| hash::hex(&format!("{id}\n{eid}")));
-                    if let Some(v) = key.as_deref().and_then(|k| cache.get(k, rows, n)) {
-                        hits += 1;
-                        per_seed.push(v);
-                        continue;
-                    }
-                    let v = round_f32(model_predictions(models, p, s, &prompts)?);
-                    if let (Some(k), Some(id)) = (&key, models.cache_id(p, s)) {
-                        cache.put(k, &format!("{{\"model\": {id:?}, \"eval\": {eid}}}\n"), &v)?;
-                    }
-                    computed += 1;
+                    let (v, now) = model_predictions_cached(models, p, s, e, &prompts, cache)?;
                     per_seed.push(v);
+                    if now {
+                        computed += 1
+                    } else {
+                        hits += 1
+                    }
                 }
-                preds.insert(p.clone(), per_seed);
+                per_seed
             } else {
                 let b = crate::baselines::make(p, plan, e)?;
-                let id = format!("baseline v{CACHE_VERSION} {}", b.identity);
-                let key = hash::hex(&format!("{id}\n{eid}"));
-                let v = match cache.get(&key, rows, n) {
-                    Some(v) => {
-                        hits += 1;
-                        v
-                    }
-                    None => {
-                        let v: Vec<Vec<f64>> = prompts.par_iter().map(|pr| b.baseline.predict(pr)).collect();
-                        let v = round_f32(v);
-                        for line in b.baseline.diagnostics() {
-                            log(&format!("    {} on {}: {line}", p, e.name));
-                        }
-                        cache.put(&key, &format!("{{\"baseline\": {id:?}, \"eval\": {eid}}}\n"), &v)?;
-                        computed += 1;
-                        v
-                    }
-                };
-                preds.insert(p.clone(), vec![v]);
-            }
+                let (v, now) = baseline_predictions_cached(&b, e, &prompts, cache, log)?;
+                if now {
+                    computed += 1
+                } else {
+                    hits += 1
+                }
+                vec![v]
+            };
+            preds.insert(p.clone(), per_seed);
         }
         log(&format!(
             "  evaluated {:<14} {} predictors ({computed} computed, {hits} cached)",

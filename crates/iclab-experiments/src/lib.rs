@@ -16,5 +16,6 @@ pub mod outputs;
 pub mod preset;
 pub mod reproduce;
 pub mod runs;
+pub mod sweep;
 
 pub use preset::{Plan, Preset};

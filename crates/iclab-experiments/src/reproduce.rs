@@ -20,12 +20,13 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
+use iclab_model::train::{TrainConfig, TrainOptions};
 use iclab_report::{Cell, Report, Section, Table};
 
 use crate::findings::{self, FindingResult};
 use crate::outputs;
 use crate::preset::{self, Plan, Preset};
-use crate::runs::{self, LoadedModels};
+use crate::runs::{self, LoadedModels, TrainEvent};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -161,7 +162,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
 
     // ---- train every distinct model once ----
     let models_dir = opts.out.join("models");
-    let mut distinct: Vec<(String, iclab_model::train::TrainConfig, Vec<String>)> = Vec::new();
+    let mut distinct: Vec<(String, TrainConfig, Vec<String>)> = Vec::new();
     for plan in &plans {
         for m in &plan.models {
             let cfg = runs::train_config(m)?;
@@ -173,85 +174,62 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             }
         }
     }
-    // Several small models train faster side by side (one thread each) than one after the other
-    // with all threads: at these sizes a step does not scale past one core. Results do not depend
-    // on the thread count (iclab_model::train), so the split changes only the wall time.
-    let threads = rayon::current_num_threads().max(1);
-    let jobs = opts.train_jobs.unwrap_or(threads).clamp(1, distinct.len().max(1));
-    let threads_per_job = (threads / jobs).max(1);
+    let (jobs, threads_per_job) = runs::split_threads(opts.train_jobs, distinct.len());
     log.line(&format!(
         "{} distinct models to train or reuse ({jobs} at a time, {threads_per_job} thread(s) each)",
         distinct.len()
     ));
     let t_train = Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let log_m = std::sync::Mutex::new(&mut log);
-    let results: Vec<std::sync::Mutex<Option<anyhow::Result<Option<runs::Trained>>>>> =
-        distinct.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let say = |s: String| log_m.lock().expect("log lock").line(&s);
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                let pool = match rayon::ThreadPoolBuilder::new().num_threads(threads_per_job).build() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        say(format!("could not start a training thread pool: {e}"));
-                        return;
-                    }
-                };
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some((key, cfg, users)) = distinct.get(i) else {
-                        break;
-                    };
-                    let stopped = opts
-                        .stop
-                        .as_ref()
-                        .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));
-                    if stopped {
-                        *results[i].lock().expect("result lock") = Some(Ok(None));
-                        continue;
-                    }
-                    say(format!(
-                        "model {}/{}: {key} ({} params, {} steps) for {}",
-                        i + 1,
-                        distinct.len(),
-                        cfg.model.num_params(),
-                        cfg.steps,
-                        users.join(", ")
-                    ));
-                    let r = pool.install(|| {
-                        runs::ensure_trained(cfg, &models_dir, opts.progress && jobs == 1, opts.stop.clone())
-                    });
-                    match &r {
-                        Ok(Some(t)) if t.skipped => say(format!(
-                            "  {key}: already trained (final loss {:.4})",
-                            t.done.final_loss
-                        )),
-                        Ok(Some(t)) => say(format!(
-                            "  {key}: trained in {:.1}s{} (final loss {:.4})",
-                            t.seconds_now,
-                            t.done
-                                .resumed_from
-                                .map(|s| format!(", resumed from step {s}"))
-                                .unwrap_or_default(),
-                            t.done.final_loss
-                        )),
-                        Ok(None) => say(format!("  {key}: stopped")),
-                        Err(e) => say(format!("  {key}: {e:#}")),
-                    }
-                    *results[i].lock().expect("result lock") = Some(r);
+    let cfgs: Vec<&TrainConfig> = distinct.iter().map(|(_, cfg, _)| cfg).collect();
+    let train_opts = TrainOptions {
+        progress: opts.progress && jobs == 1,
+        stop: opts.stop.clone(),
+        ..TrainOptions::default()
+    };
+    let results = runs::train_many(
+        &cfgs,
+        &models_dir,
+        (jobs, threads_per_job),
+        &train_opts,
+        &|event| match event {
+            TrainEvent::Start(i) => {
+                let (key, cfg, users) = &distinct[i];
+                say(format!(
+                    "model {}/{}: {key} ({} params, {} steps) for {}",
+                    i + 1,
+                    distinct.len(),
+                    cfg.model.num_params(),
+                    cfg.steps,
+                    users.join(", ")
+                ))
+            }
+            TrainEvent::Finished(i, r) => {
+                let key = &distinct[i].0;
+                match r {
+                    Ok(Some(t)) if t.skipped => say(format!(
+                        "  {key}: already trained (final loss {:.4})",
+                        t.done.final_loss
+                    )),
+                    Ok(Some(t)) => say(format!(
+                        "  {key}: trained in {:.1}s{} (final loss {:.4})",
+                        t.seconds_now,
+                        t.done
+                            .resumed_from
+                            .map(|s| format!(", resumed from step {s}"))
+                            .unwrap_or_default(),
+                        t.done.final_loss
+                    )),
+                    Ok(None) => say(format!("  {key}: stopped")),
+                    Err(e) => say(format!("  {key}: {e:#}")),
                 }
-            });
-        }
-    });
+            }
+        },
+    );
     let mut trained_rows = Vec::new();
     let (mut n_trained, mut n_reused) = (0, 0);
     for ((key, cfg, users), r) in distinct.iter().zip(results) {
-        let r = r
-            .into_inner()
-            .expect("result lock")
-            .unwrap_or_else(|| Err(anyhow::anyhow!("{key} was not trained")));
         let Some(t) = r? else {
             log.line("stopped: rerun the same command to resume from the last checkpoint");
             return Ok(Summary {

@@ -9,13 +9,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use iclab_core::{PromptBatch, PromptStrategy};
+use iclab_core::{ClassSpec, PromptBatch, PromptStrategy};
 use iclab_model::train::{check_run_config, train, TrainConfig, TrainOptions};
 use iclab_model::{Gpt, ModelConfig};
 
@@ -27,7 +27,7 @@ use crate::preset::{ModelPlan, Plan};
 /// the model's `train_set` overrides.
 pub fn train_config(m: &ModelPlan) -> anyhow::Result<TrainConfig> {
     let mut cfg = TrainConfig {
-        name: format!("{}-s{}", slug(&m.task.name()), m.seed),
+        name: run_name(&m.task, m.seed),
         seed: m.seed,
         steps: m.steps,
         batch_size: m.batch_size,
@@ -56,6 +56,12 @@ pub fn train_config(m: &ModelPlan) -> anyhow::Result<TrainConfig> {
     Ok(cfg)
 }
 
+/// The `name` of an experiment's training config: `<task slug>-s<seed>` (the readable half of
+/// [`run_key`]).
+pub fn run_name(task: &ClassSpec, seed: u64) -> String {
+    format!("{}-s{}", slug(&task.name()), seed)
+}
+
 /// The run directory name of a config.
 pub fn run_key(cfg: &TrainConfig) -> String {
     format!("{}-{:016x}", cfg.name, cfg.trajectory_hash())
@@ -71,6 +77,17 @@ pub struct Done {
     pub resumed_from: Option<u64>,
 }
 
+/// The `done.json` of a run directory, if it holds a readable one.
+fn read_done(dir: &Path) -> Option<Done> {
+    let text = std::fs::read_to_string(dir.join("done.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether `models_dir` holds `cfg`'s run finished (what [`ensure_trained`] would reuse).
+pub fn is_finished(cfg: &TrainConfig, models_dir: &Path) -> bool {
+    read_done(&models_dir.join(run_key(cfg))).is_some_and(|d| d.steps == cfg.steps)
+}
+
 /// What [`ensure_trained`] did.
 #[derive(Clone, Debug)]
 pub struct Trained {
@@ -84,38 +101,28 @@ pub struct Trained {
 }
 
 /// Trains `cfg` into `models_dir/<key>` unless it is finished; resumes an interrupted run. Returns
-/// Ok(None) when `stop` interrupted it.
-pub fn ensure_trained(
-    cfg: &TrainConfig,
-    models_dir: &Path,
-    progress: bool,
-    stop: Option<Arc<AtomicBool>>,
-) -> anyhow::Result<Option<Trained>> {
+/// Ok(None) when `opts.stop` interrupted it. A finished run counts all its steps in
+/// `opts.steps_done`.
+pub fn ensure_trained(cfg: &TrainConfig, models_dir: &Path, opts: &TrainOptions) -> anyhow::Result<Option<Trained>> {
     let key = run_key(cfg);
     let dir = models_dir.join(&key);
     let done_path = dir.join("done.json");
-    if let Ok(text) = std::fs::read_to_string(&done_path) {
-        if let Ok(done) = serde_json::from_str::<Done>(&text) {
-            if done.steps == cfg.steps {
-                // The key is a 64-bit hash: a finished run is reused only when its saved config
-                // trains exactly as `cfg` does (a collision or an edited directory is refused).
-                check_run_config(&dir, cfg)?;
-                return Ok(Some(Trained {
-                    key,
-                    dir,
-                    done,
-                    skipped: true,
-                    seconds_now: 0.0,
-                }));
-            }
+    if let Some(done) = read_done(&dir).filter(|d| d.steps == cfg.steps) {
+        // The key is a 64-bit hash: a finished run is reused only when its saved config trains
+        // exactly as `cfg` does (a collision or an edited directory is refused).
+        check_run_config(&dir, cfg)?;
+        if let Some(c) = &opts.steps_done {
+            c.fetch_add(cfg.steps, Ordering::Relaxed);
         }
+        return Ok(Some(Trained {
+            key,
+            dir,
+            done,
+            skipped: true,
+            seconds_now: 0.0,
+        }));
     }
-    let opts = TrainOptions {
-        progress,
-        stop,
-        stop_after: None,
-    };
-    let s = train(cfg, &dir, &opts).with_context(|| format!("training {key}"))?;
+    let s = train(cfg, &dir, opts).with_context(|| format!("training {key}"))?;
     if s.stopped_early {
         return Ok(None);
     }
@@ -136,7 +143,67 @@ pub fn ensure_trained(
     }))
 }
 
-/// The models of one plan in memory, by (name, seed index).
+/// Models trained side by side and the threads each gets: `jobs` (default one per worker thread)
+/// capped at the number of models, and the worker threads shared out between them (at least one).
+/// Several small models train faster side by side (one thread each) than one after the other with
+/// all threads: at these sizes a step does not scale past one core. Results do not depend on the
+/// thread count (iclab_model::train), so the split changes only the wall time.
+pub fn split_threads(jobs: Option<usize>, models: usize) -> (usize, usize) {
+    let threads = rayon::current_num_threads().max(1);
+    let jobs = jobs.unwrap_or(threads).clamp(1, models.max(1));
+    (jobs, (threads / jobs).max(1))
+}
+
+/// What [`train_many`] reports as it goes, by index into its configs.
+pub enum TrainEvent<'a> {
+    Start(usize),
+    Finished(usize, &'a anyhow::Result<Option<Trained>>),
+}
+
+/// [`ensure_trained`] for every config, `jobs` at a time with `threads_per_job` threads each
+/// (see [`split_threads`]); `opts` is passed to each. Results are in the order of `cfgs`. Once
+/// `opts.stop` is set, the models not yet started are reported as stopped (Ok(None)).
+pub fn train_many(
+    cfgs: &[&TrainConfig],
+    models_dir: &Path,
+    (jobs, threads_per_job): (usize, usize),
+    opts: &TrainOptions,
+    on_event: &(dyn Fn(TrainEvent) + Sync),
+) -> Vec<anyhow::Result<Option<Trained>>> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<anyhow::Result<Option<Trained>>>>> = cfgs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads_per_job).build();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(cfg) = cfgs.get(i) else {
+                        break;
+                    };
+                    let stopped = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst));
+                    let r = match &pool {
+                        _ if stopped => Ok(None),
+                        Ok(pool) => {
+                            on_event(TrainEvent::Start(i));
+                            pool.install(|| ensure_trained(cfg, models_dir, opts))
+                        }
+                        Err(e) => Err(anyhow::anyhow!("could not start a training thread pool: {e}")),
+                    };
+                    on_event(TrainEvent::Finished(i, &r));
+                    *results[i].lock().expect("result lock") = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("result lock").expect("every index is taken once"))
+        .collect()
+}
+
+/// Models in memory, by (name, seed index).
+#[derive(Default)]
 pub struct LoadedModels {
     models: HashMap<(String, usize), (Option<String>, Gpt)>,
 }
@@ -144,24 +211,26 @@ pub struct LoadedModels {
 impl LoadedModels {
     /// Loads every model of `plan` from its finished run under `models_dir`.
     pub fn load(plan: &Plan, models_dir: &Path) -> anyhow::Result<LoadedModels> {
-        let mut models = HashMap::new();
+        let mut models = LoadedModels::default();
         for m in &plan.models {
             let cfg = train_config(m)?;
-            let key = run_key(&cfg);
-            let dir = models_dir.join(&key);
-            let (saved, gpt) = iclab_model::train::load(&dir).with_context(|| format!("loading model {}", m.name))?;
-            anyhow::ensure!(
-                saved.trajectory_hash() == cfg.trajectory_hash(),
-                "{} holds another model than {} asks for",
-                dir.display(),
-                m.name
-            );
-            models.insert(
-                (m.name.clone(), m.seed_index),
-                (Some(format!("{key}@{}", cfg.steps)), gpt),
-            );
+            models.add_run(&m.name, m.seed_index, &cfg, &models_dir.join(run_key(&cfg)))?;
         }
-        Ok(LoadedModels { models })
+        Ok(models)
+    }
+
+    /// Adds the finished run in `dir` as model `name` at seed index `seed`, checking that it
+    /// trained `cfg`; its predictions are cached as those of `<run key>@<steps>`.
+    pub fn add_run(&mut self, name: &str, seed: usize, cfg: &TrainConfig, dir: &Path) -> anyhow::Result<()> {
+        let (saved, gpt) = iclab_model::train::load(dir).with_context(|| format!("loading model {name}"))?;
+        anyhow::ensure!(
+            saved.trajectory_hash() == cfg.trajectory_hash(),
+            "{} holds another model than {name} asks for",
+            dir.display()
+        );
+        let id = format!("{}@{}", run_key(cfg), cfg.steps);
+        self.models.insert((name.to_string(), seed), (Some(id), gpt));
+        Ok(())
     }
 
     /// Every model of `plan` at its GPT-2 initialisation (untrained; never cached). The criteria
@@ -227,13 +296,15 @@ mod tests {
         };
         std::fs::write(dir.join("done.json"), serde_json::to_string(&done).unwrap()).unwrap();
 
-        let err = ensure_trained(&requested, &models, false, None).unwrap_err();
+        let err = ensure_trained(&requested, &models, &TrainOptions::default()).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("different configuration") && msg.contains("lr"), "{msg}");
 
         // The same directory with the matching config is reused without training.
         std::fs::write(dir.join("config.toml"), toml::to_string(&requested).unwrap()).unwrap();
-        let t = ensure_trained(&requested, &models, false, None).unwrap().unwrap();
+        let t = ensure_trained(&requested, &models, &TrainOptions::default())
+            .unwrap()
+            .unwrap();
         assert!(t.skipped);
         std::fs::remove_dir_all(&models).unwrap();
     }

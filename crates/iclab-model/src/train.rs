@@ -20,7 +20,7 @@
 use std::fs;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -132,7 +132,17 @@ impl TrainConfig {
             Some(p) => TrainConfig::preset(p)?,
             None => TrainConfig::default(),
         };
-        let mut cfg = iclab_core::config::resolve(&base, file, overrides)?;
+        TrainConfig::layer(&base, file, overrides)
+    }
+
+    /// `base` -> TOML file -> `--set key=value` overrides -> validated config, with the curriculum
+    /// fitted as in [`TrainConfig::resolve`] (which is this over the defaults or a preset).
+    pub fn layer(
+        base: &TrainConfig,
+        file: Option<(&str, &str)>,
+        overrides: &[String],
+    ) -> Result<TrainConfig, ConfigError> {
+        let mut cfg = iclab_core::config::resolve(base, file, overrides)?;
         let file_sets_curriculum = match file {
             Some((_, text)) => text
                 .parse::<toml::Table>()
@@ -289,6 +299,9 @@ pub struct TrainOptions {
     pub stop: Option<Arc<AtomicBool>>,
     /// Tests: return after this many steps done without a final checkpoint, as if killed.
     pub stop_after: Option<u64>,
+    /// Counts steps done (those before a resume on entry, then one per step), for a progress
+    /// display over several runs trained side by side.
+    pub steps_done: Option<Arc<AtomicU64>>,
 }
 
 /// What a call of [`train`] did.
@@ -396,6 +409,12 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &TrainOptions) -> Result<T
         }
     }
     let start = resumed_from.unwrap_or(0);
+    let count_steps = |k: u64| {
+        if let Some(c) = &opts.steps_done {
+            c.fetch_add(k, Ordering::Relaxed);
+        }
+    };
+    count_steps(start);
 
     // Metrics: keep what the checkpoint covers (train records before `start`, eval records up to
     // it) and drop what a killed run wrote after its last checkpoint; it will be written again.
@@ -488,6 +507,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &TrainOptions) -> Result<T
         adam.step(&mut gpt.params, &gpt.grads, lr, scale, &cfg.optimizer);
         final_loss = loss;
         let done = step + 1;
+        count_steps(1);
         if step % cfg.log_every == 0 || done == cfg.steps {
             log(&Record::Train {
                 step,
@@ -640,7 +660,8 @@ impl Progress {
     }
 }
 
-fn fmt_duration(s: f64) -> String {
+/// "42s", "3m05s", "1h02m".
+pub fn fmt_duration(s: f64) -> String {
     let s = s.round() as u64;
     match s {
         0..=59 => format!("{s}s"),

@@ -91,6 +91,7 @@ pub fn run(args: Args) -> Result<()> {
         progress: !args.quiet,
         stop: Some(stop),
         stop_after: None,
+        steps_done: None,
     };
     let s = train::train(&cfg, &run_dir, &opts)?;
     let trained = s.steps_done - s.resumed_from.unwrap_or(0);

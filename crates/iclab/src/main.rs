@@ -11,6 +11,7 @@ mod cmd_classes;
 mod cmd_curves;
 mod cmd_predict;
 mod cmd_reproduce;
+mod cmd_sweep;
 mod cmd_train;
 
 /// In-context learning lab: function classes, exact baselines, GPT-2-style in-context learners and
@@ -39,6 +40,8 @@ enum Command {
     Predict(cmd_predict::Args),
     /// The study's experiments E1-E7 end to end: train, evaluate, plot, report and check findings.
     Reproduce(cmd_reproduce::Args),
+    /// Train a grid of configs (base + lists of varied keys) and tabulate their ICL errors.
+    Sweep(cmd_sweep::Args),
 }
 
 /// Reads an optional `--config` / experiment file: (its name for error messages, its text).
@@ -82,6 +85,7 @@ fn main() {
         Command::Train(a) => cmd_train::run(a),
         Command::Predict(a) => cmd_predict::run(a),
         Command::Reproduce(a) => cmd_reproduce::run(a),
+        Command::Sweep(a) => cmd_sweep::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
