@@ -225,23 +225,27 @@ pub fn resolve(grid: Grid, text: String, dir: &Path) -> anyhow::Result<SweepPlan
             } else {
                 Preset::builtin(id).map_err(|e| e.within("base"))?
             };
-            let names: Vec<&str> = preset.models.iter().map(|m| m.name.as_str()).collect();
-            let model = b.model.as_deref().ok_or_else(|| {
-                invalid(
-                    "base.model",
-                    "(missing)",
-                    format!("a model of preset {}: {}", preset.id, names.join(", ")),
-                )
-            })?;
+            // The plan's preset, not the file's: a scale's vars may rename and restate models.
             let p = preset.plan(&b.scale, 1).map_err(|e| e.within("base"))?;
-            let m = p.models.iter().find(|m| m.name == model).ok_or_else(|| {
-                invalid(
-                    "base.model",
-                    model,
-                    format!("a model of preset {}: {}", preset.id, names.join(", ")),
+            let names: Vec<&str> = p.preset.models.iter().map(|m| m.name.as_str()).collect();
+            let allowed = || {
+                format!(
+                    "a model of preset {} at scale {}: {}",
+                    preset.id,
+                    b.scale,
+                    names.join(", ")
                 )
-            })?;
-            (runs::train_config(m)?, None, preset.models.clone())
+            };
+            let model = b
+                .model
+                .as_deref()
+                .ok_or_else(|| invalid("base.model", "(missing)", allowed()))?;
+            let m = p
+                .models
+                .iter()
+                .find(|m| m.name == model)
+                .ok_or_else(|| invalid("base.model", model, allowed()))?;
+            (runs::train_config(m)?, None, p.preset.models.clone())
         }
         (None, Some(config)) => {
             if b.model.is_some() {
@@ -849,14 +853,14 @@ mod tests {
 name = "t"
 [base]
 preset = "E1"
-model = "sparse"
+model = "noisy"
 scale = "smoke"
 set = ["steps=5"]
 [vary]
 "optimizer.lr" = [1e-3, 3e-3]
 "model.n_layer" = [1, 2]
 [eval]
-baselines = ["least_squares", "bayes:sparse"]
+baselines = ["least_squares", "bayes:noisy"]
 "#;
 
     #[test]
@@ -883,7 +887,7 @@ baselines = ["least_squares", "bayes:sparse"]
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../presets/sweeps/example.toml");
         let p = plan(&path).unwrap();
         assert_eq!(p.points.len(), 4);
-        assert_eq!((p.eval.d, p.eval.n, p.ks.clone()), (4, 10, vec![2, 4, 9]));
+        assert_eq!((p.eval.d, p.eval.n, p.ks.clone()), (4, 12, vec![2, 4, 11]));
     }
 
     #[test]
@@ -900,12 +904,9 @@ baselines = ["least_squares", "bayes:sparse"]
         };
         check(&GRID.replace("[eval]", "[eval]\nprompt = 3"), &["prompt", "prompts"]);
         check(&GRID.replace("[1, 2]", "[]"), &["model.n_layer", "non-empty"]);
-        check(&GRID.replace("bayes:sparse", "lass"), &["lass", "least_squares"]);
-        check(&GRID.replace("bayes:sparse", "bayes:nope"), &["bayes:nope", "mixture"]);
-        check(
-            &GRID.replace("\"sparse\"", "\"spars\""),
-            &["base.model", "spars", "dense"],
-        );
+        check(&GRID.replace("bayes:noisy", "lass"), &["lass", "least_squares"]);
+        check(&GRID.replace("bayes:noisy", "bayes:nope"), &["bayes:nope", "mixture"]);
+        check(&GRID.replace("\"noisy\"", "\"nois\""), &["base.model", "nois", "dense"]);
         check(&GRID.replace("\"E1\"", "\"E9\""), &["E9", "E1"]);
         check(
             &GRID.replace("\"model.n_layer\"", "\"model.n_layr\""),
