@@ -72,12 +72,39 @@ fn default_depth() -> usize {
 fn default_amplitude() -> f64 {
     std::f64::consts::SQRT_2
 }
+/// The convex class's default first component: unit-variance dense, so neither component
+/// dominates E[y^2] at d = 1 (docs/study.md, "Function classes").
+fn default_first() -> Box<ClassSpec> {
+    Box::new(ClassSpec::Dense { normalize: true })
+}
+fn default_second() -> Box<ClassSpec> {
+    Box::new(ClassSpec::Sinusoid {
+        frequency: FrequencyDist::default(),
+        amplitude: default_amplitude(),
+    })
+}
 fn default_alpha() -> f64 {
     0.5
 }
 fn is_false(b: &bool) -> bool {
     !*b
 }
+
+/// Every class name, in the order `iclab classes` lists them. A new class is a variant of
+/// [`ClassSpec`] (its parameters and their serde defaults), its sampler and E[y^2] below, its
+/// [`ClassSpec::description`], and its name here; docs/architecture.md walks through one.
+pub const CLASS_NAMES: [&str; 10] = [
+    "dense",
+    "sparse",
+    "noisy_linear",
+    "quadratic",
+    "relu_net",
+    "decision_tree",
+    "sinusoid",
+    "linear_classification",
+    "convex",
+    "mixture",
+];
 
 /// A task distribution: one named, parameterised function class, a convex combination of two, or a
 /// weighted mixture sampled per prompt.
@@ -130,7 +157,9 @@ pub enum ClassSpec {
     Convex {
         #[serde(default = "default_alpha")]
         alpha: f64,
+        #[serde(default = "default_first")]
         first: Box<ClassSpec>,
+        #[serde(default = "default_second")]
         second: Box<ClassSpec>,
     },
     /// D(F) = sum_k weights[k] D(classes[k]); the class is drawn per prompt.
@@ -525,65 +554,44 @@ impl ClassSpec {
         }
     }
 
-    /// Every built-in class with its default parameters (for `iclab classes`).
+    /// The class `name` (one of [`CLASS_NAMES`]) with its default parameters: the serde defaults
+    /// above, so that `iclab classes`, `iclab curves` and TOML files agree; a mixture has none of
+    /// its own and gets the study's 0.5 dense + 0.5 sparse.
+    pub fn default_of(name: &str) -> Option<ClassSpec> {
+        if name == "mixture" {
+            return Some(ClassSpec::Mixture {
+                weights: vec![0.5, 0.5],
+                classes: vec![ClassSpec::default_of("dense")?, ClassSpec::default_of("sparse")?],
+            });
+        }
+        ClassSpec::deserialize(serde_json::json!({ "class": name })).ok()
+    }
+
+    /// One line on what the class is (for `iclab classes`).
+    pub fn description(&self) -> &'static str {
+        match self {
+            ClassSpec::Dense { .. } => "f(x) = <w,x>, w ~ N(0,I_d); normalize=true scales w by 1/sqrt(d)",
+            ClassSpec::Sparse { .. } => "dense with all but nnz coordinates zero (uniform support)",
+            ClassSpec::NoisyLinear { .. } => "dense plus N(0, noise_std^2) noise on y",
+            ClassSpec::Quadratic => "f(x) = <w, x*x>/sqrt(3)",
+            ClassSpec::ReluNet { .. } => "f(x) = sqrt(2/h) sum_j a_j relu(<W_j,x>)",
+            ClassSpec::DecisionTree { .. } => "binary tree, nodes test x[c] > 0, N(0,1) leaves",
+            ClassSpec::Sinusoid { .. } => "f(x) = A sin(omega <u,x> + phi), u on the sphere, phi ~ U[0,2pi)",
+            ClassSpec::LinearClassification => "y = sign(<w,x>)",
+            ClassSpec::Convex { .. } => "alpha f1 + (1-alpha) f2, f1 and f2 independent",
+            ClassSpec::Mixture { .. } => "a class drawn per prompt with the given weights",
+        }
+    }
+
+    /// Every built-in class with its default parameters and description (for `iclab classes`).
     pub fn catalogue() -> Vec<(ClassSpec, &'static str)> {
-        vec![
-            (
-                ClassSpec::Dense { normalize: false },
-                "f(x) = <w,x>, w ~ N(0,I_d); normalize=true scales w by 1/sqrt(d)",
-            ),
-            (
-                ClassSpec::Sparse {
-                    nnz: 2,
-                    normalize: false,
-                },
-                "dense with all but nnz coordinates zero (uniform support)",
-            ),
-            (
-                ClassSpec::NoisyLinear { noise_std: 1.0 },
-                "dense plus N(0, noise_std^2) noise on y",
-            ),
-            (ClassSpec::Quadratic, "f(x) = <w, x*x>/sqrt(3)"),
-            (
-                ClassSpec::ReluNet { hidden: 100 },
-                "f(x) = sqrt(2/h) sum_j a_j relu(<W_j,x>)",
-            ),
-            (
-                ClassSpec::DecisionTree { depth: 4 },
-                "binary tree, nodes test x[c] > 0, N(0,1) leaves",
-            ),
-            (
-                ClassSpec::Sinusoid {
-                    frequency: FrequencyDist::default(),
-                    amplitude: default_amplitude(),
-                },
-                "f(x) = A sin(omega <u,x> + phi), u on the sphere, phi ~ U[0,2pi)",
-            ),
-            (ClassSpec::LinearClassification, "y = sign(<w,x>)"),
-            (
-                ClassSpec::Convex {
-                    alpha: 0.5,
-                    first: Box::new(ClassSpec::Dense { normalize: true }),
-                    second: Box::new(ClassSpec::Sinusoid {
-                        frequency: FrequencyDist::default(),
-                        amplitude: default_amplitude(),
-                    }),
-                },
-                "alpha f1 + (1-alpha) f2, f1 and f2 independent",
-            ),
-            (
-                ClassSpec::Mixture {
-                    weights: vec![0.5, 0.5],
-                    classes: vec![
-                        ClassSpec::Dense { normalize: false },
-                        ClassSpec::Sparse {
-                            nnz: 2,
-                            normalize: false,
-                        },
-                    ],
-                },
-                "a class drawn per prompt with the given weights",
-            ),
-        ]
+        CLASS_NAMES
+            .iter()
+            .map(|name| {
+                let c = ClassSpec::default_of(name).unwrap_or_else(|| panic!("CLASS_NAMES lists {name}, no class"));
+                let about = c.description();
+                (c, about)
+            })
+            .collect()
     }
 }

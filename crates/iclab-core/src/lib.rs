@@ -15,7 +15,7 @@ pub mod metrics;
 pub mod prompt;
 pub mod rng;
 
-pub use classes::{ClassSpec, FrequencyDist, Function};
+pub use classes::{ClassSpec, FrequencyDist, Function, CLASS_NAMES};
 pub use curriculum::{Curriculum, Schedule};
 pub use error::ConfigError;
 pub use prompt::{Prompt, PromptBatch, PromptSampler, PromptStrategy};

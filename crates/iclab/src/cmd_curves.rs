@@ -13,11 +13,9 @@ use iclab_core::baselines::{self, BaselineOptions};
 use iclab_core::error::ConfigError;
 use iclab_core::metrics::{self, Curve};
 use iclab_core::rng::Purpose;
-use iclab_core::{config, ClassSpec, FrequencyDist, PromptSampler, PromptStrategy};
+use iclab_core::{config, ClassSpec, FrequencyDist, PromptSampler, PromptStrategy, CLASS_NAMES};
 use serde::{Deserialize, Serialize};
 
-const CLASS_NAMES: &str =
-    "dense, sparse, noisy_linear, quadratic, relu_net, decision_tree, sinusoid, linear_classification, convex";
 const INPUT_NAMES: &str = "isotropic, skewed, scaled_x, scaled_y, noisy_y, half_subspace, random_quadrants, \
                            orthogonal_query, overlapping_query";
 
@@ -156,52 +154,47 @@ struct ClassParams<'a> {
     second: Option<&'a str>,
 }
 
-/// A class from its name and the flags (unset parameters take the catalogue defaults).
+/// A class from its name and the flags: the class's defaults (`ClassSpec::default_of`, the one
+/// place they are written), then each flag that the class has.
 fn class_from_name(field: &str, name: &str, p: &ClassParams) -> Result<ClassSpec, ConfigError> {
-    let c = match name.trim() {
-        "dense" | "linear" => ClassSpec::Dense { normalize: p.normalize },
-        "sparse" => ClassSpec::Sparse {
-            nnz: p.nnz.unwrap_or(2),
-            normalize: p.normalize,
-        },
-        "noisy_linear" => ClassSpec::NoisyLinear {
-            noise_std: p.noise_std.unwrap_or(1.0),
-        },
-        "quadratic" => ClassSpec::Quadratic,
-        "relu_net" => ClassSpec::ReluNet {
-            hidden: p.hidden.unwrap_or(100),
-        },
-        "decision_tree" => ClassSpec::DecisionTree {
-            depth: p.depth.unwrap_or(4),
-        },
-        "sinusoid" => ClassSpec::Sinusoid {
-            frequency: p.omega.map(|omega| FrequencyDist::Fixed { omega }).unwrap_or_default(),
-            amplitude: std::f64::consts::SQRT_2,
-        },
-        "linear_classification" => ClassSpec::LinearClassification,
-        "convex" => {
-            let sub = |f: &str, v: Option<&str>, default: ClassSpec| -> Result<ClassSpec, ConfigError> {
-                match v {
-                    None => Ok(default),
-                    Some("convex") => Err(ConfigError::new(f, "convex", "a single class (convex does not nest)")),
-                    Some(n) => class_from_name(f, n, p),
-                }
-            };
-            ClassSpec::Convex {
-                alpha: p.alpha.unwrap_or(0.5),
-                first: Box::new(sub("--first", p.first, ClassSpec::Dense { normalize: true })?),
-                second: Box::new(sub(
-                    "--second",
-                    p.second,
-                    ClassSpec::Sinusoid {
-                        frequency: FrequencyDist::default(),
-                        amplitude: std::f64::consts::SQRT_2,
-                    },
-                )?),
+    let name = match name.trim() {
+        "linear" => "dense",
+        n => n,
+    };
+    let names = || CLASS_NAMES.iter().filter(|n| **n != "mixture").copied().collect::<Vec<_>>().join(", ");
+    if name == "mixture" {
+        return Err(ConfigError::new(field, name, format!("one of {} (a mixture is --mixture)", names())));
+    }
+    let mut c = ClassSpec::default_of(name).ok_or_else(|| ConfigError::new(field, name, format!("one of {}", names())))?;
+    match &mut c {
+        ClassSpec::Dense { normalize } => *normalize |= p.normalize,
+        ClassSpec::Sparse { nnz, normalize } => {
+            *nnz = p.nnz.unwrap_or(*nnz);
+            *normalize |= p.normalize;
+        }
+        ClassSpec::NoisyLinear { noise_std } => *noise_std = p.noise_std.unwrap_or(*noise_std),
+        ClassSpec::ReluNet { hidden } => *hidden = p.hidden.unwrap_or(*hidden),
+        ClassSpec::DecisionTree { depth } => *depth = p.depth.unwrap_or(*depth),
+        ClassSpec::Sinusoid { frequency, .. } => {
+            if let Some(omega) = p.omega {
+                *frequency = FrequencyDist::Fixed { omega };
             }
         }
-        other => return Err(ConfigError::new(field, other, format!("one of {CLASS_NAMES}"))),
-    };
+        ClassSpec::Convex { alpha, first, second } => {
+            *alpha = p.alpha.unwrap_or(*alpha);
+            for (f, v, component) in [("--first", p.first, first), ("--second", p.second, second)] {
+                match v {
+                    None => {}
+                    Some("convex") => {
+                        return Err(ConfigError::new(f, "convex", "a single class (convex does not nest)"))
+                    }
+                    Some(n) => **component = class_from_name(f, n, p)?,
+                }
+            }
+        }
+        // Classes without flags take their defaults; a new class needs no arm here.
+        _ => {}
+    }
     Ok(c)
 }
 
