@@ -27,8 +27,17 @@ fn every_class_name_has_defaults_that_toml_reads_the_same_way() {
 
 #[test]
 fn the_studys_defaults() {
-    assert_eq!(ClassSpec::default_of("sparse").unwrap(), ClassSpec::Sparse { nnz: 2, normalize: false });
-    assert_eq!(ClassSpec::default_of("noisy_linear").unwrap(), ClassSpec::NoisyLinear { noise_std: 1.0 });
+    assert_eq!(
+        ClassSpec::default_of("sparse").unwrap(),
+        ClassSpec::Sparse {
+            nnz: 2,
+            normalize: false
+        }
+    );
+    assert_eq!(
+        ClassSpec::default_of("noisy_linear").unwrap(),
+        ClassSpec::NoisyLinear { noise_std: 1.0 }
+    );
     match ClassSpec::default_of("convex").unwrap() {
         ClassSpec::Convex { alpha, first, second } => {
             assert_eq!(alpha, 0.5);

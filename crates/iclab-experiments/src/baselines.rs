@@ -17,7 +17,7 @@ use iclab_core::baselines::{
     Averaging, Baseline, ClassOracle, Knn, Lasso, LeastSquares, LinearPrior, MixtureBayes, Ridge, SinusoidFit,
 };
 
-use crate::preset::{EvalPlan, ModelDecl, Plan};
+use iclab_core::{ClassSpec, PromptStrategy};
 
 /// The baseline names (for error messages); `lasso(alpha=X)`, `ridge(lambda=X)` and
 /// `bayes:<model>` take parameters.
@@ -92,14 +92,22 @@ pub struct Made {
     pub identity: String,
 }
 
-/// Builds baseline `name` for prompt set `e` of `plan`.
-pub fn make(name: &str, plan: &Plan, e: &EvalPlan) -> anyhow::Result<Made> {
-    make_with(name, &plan.preset.models, e)
+/// The prompt set a baseline is built for.
+pub struct Target<'a> {
+    /// The prompt set's name (for errors).
+    pub name: &'a str,
+    pub task: &'a ClassSpec,
+    pub d: usize,
+    pub inputs: &'a PromptStrategy,
 }
 
-/// Builds baseline `name` for prompt set `e`; `bayes:<model>` takes the pretraining task of that
-/// model of `models`.
-pub fn make_with(name: &str, models: &[ModelDecl], e: &EvalPlan) -> anyhow::Result<Made> {
+/// Builds baseline `name` for prompt set `e`; `bayes:<model>` takes the pretraining task that
+/// `model_task` gives for that model name.
+pub fn make_with<'m>(
+    name: &str,
+    model_task: impl Fn(&str) -> Option<&'m ClassSpec>,
+    e: &Target,
+) -> anyhow::Result<Made> {
     let d = e.d;
     let err = |why: String| anyhow::anyhow!("baseline {name} on {}: {why}", e.name);
     let baseline: Box<dyn Baseline> = match name {
@@ -107,7 +115,7 @@ pub fn make_with(name: &str, models: &[ModelDecl], e: &EvalPlan) -> anyhow::Resu
         "averaging" => Box::new(Averaging),
         "knn" => Box::new(Knn { neighbours: 3 }),
         "oracle" => {
-            let c = LinearPrior::of_mixture(&e.task, d, &e.inputs)
+            let c = LinearPrior::of_mixture(e.task, d, e.inputs)
                 .ok_or_else(|| err("the oracle needs a dense, sparse or noisy linear test class".into()))?;
             Box::new(ClassOracle::new(c, d))
         }
@@ -122,13 +130,10 @@ pub fn make_with(name: &str, models: &[ModelDecl], e: &EvalPlan) -> anyhow::Resu
                     lambda: l.unwrap_or(RIDGE_LAMBDA),
                 })
             } else if let Some(m) = name.strip_prefix("bayes:") {
-                let decl = models
-                    .iter()
-                    .find(|x| x.name == m)
-                    .ok_or_else(|| err(format!("no model named {m} in this preset")))?;
-                let c = LinearPrior::of_mixture(&decl.task, d, &e.inputs)
+                let task = model_task(m).ok_or_else(|| err(format!("no model named {m} in this preset")))?;
+                let c = LinearPrior::of_mixture(task, d, e.inputs)
                     .ok_or_else(|| err("the exact Bayes predictor needs dense/sparse/noisy linear classes".into()))?;
-                let identity = format!("bayes {}", serde_json::to_string(&decl.task)?);
+                let identity = format!("bayes {}", serde_json::to_string(task)?);
                 return Ok(Made {
                     baseline: Box::new(MixtureBayes::new(label(name), c, d).map_err(|x| err(x.to_string()))?),
                     identity,

@@ -243,7 +243,7 @@ pub fn evaluate(
                 }
                 per_seed
             } else {
-                let b = crate::baselines::make(p, plan, e)?;
+                let b = plan.baseline(p, e)?;
                 let (v, now) = baseline_predictions_cached(&b, e, &prompts, cache, log)?;
                 if now {
                     computed += 1

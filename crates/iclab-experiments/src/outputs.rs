@@ -469,7 +469,7 @@ fn picture(
             let out = models.predict(p, 0, &batch)?;
             out.chunks_exact(k + 1).map(|r| r[k] as f64).collect()
         } else {
-            let b = crate::baselines::make(p, plan, &e.plan)?;
+            let b = plan.baseline(p, &e.plan)?;
             prompts.iter().map(|q| b.baseline.predict(q)[k]).collect()
         };
         preds.push((plan.label(p), v));

@@ -352,6 +352,23 @@ pub struct EvalPlan {
     pub distances: Vec<[String; 2]>,
 }
 
+impl EvalPlan {
+    /// What a baseline is built for.
+    pub fn target(&self) -> crate::baselines::Target<'_> {
+        crate::baselines::Target {
+            name: &self.name,
+            task: &self.task,
+            d: self.d,
+            inputs: &self.inputs,
+        }
+    }
+}
+
+/// The pretraining task of model `name` among `models`.
+pub fn models_task<'m>(models: &'m [ModelDecl], name: &str) -> Option<&'m ClassSpec> {
+    models.iter().find(|m| m.name == name).map(|m| &m.task)
+}
+
 /// A preset resolved at one scale.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -386,6 +403,11 @@ impl Plan {
             .find(|m| m.name == predictor)
             .map(|m| m.label.clone().unwrap_or_else(|| format!("{} model", m.name)))
             .unwrap_or_else(|| crate::baselines::label(predictor))
+    }
+    /// Baseline `name` (see `baselines.rs`) for prompt set `e`; `bayes:<model>` reads that
+    /// model's pretraining task.
+    pub fn baseline(&self, name: &str, e: &EvalPlan) -> anyhow::Result<crate::baselines::Made> {
+        crate::baselines::make_with(name, |m| models_task(&self.preset.models, m), &e.target())
     }
     pub fn eval(&self, name: &str) -> Option<&EvalPlan> {
         self.evals.iter().find(|e| e.name == name)

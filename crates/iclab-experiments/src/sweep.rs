@@ -373,7 +373,8 @@ pub fn resolve(grid: Grid, text: String, dir: &Path) -> anyhow::Result<SweepPlan
             }
         }
         // Building it checks that it applies to the test class.
-        baselines::make_with(name, &models, &eval).context("eval.baselines")?;
+        baselines::make_with(name, |m| crate::preset::models_task(&models, m), &eval.target())
+            .context("eval.baselines")?;
     }
     let ks = if grid.eval.ks.is_empty() {
         let mut ks = vec![(n / 2).max(1), n - 1];
@@ -578,7 +579,11 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
     };
     let mut log = |s: &str| eprintln!("{s}");
     for name in &plan.grid.eval.baselines {
-        let b = baselines::make_with(name, &plan.models, &plan.eval)?;
+        let b = baselines::make_with(
+            name,
+            |m| crate::preset::models_task(&plan.models, m),
+            &plan.eval.target(),
+        )?;
         let (preds, _) = baseline_predictions_cached(&b, &plan.eval, &prompts, Some(&cache), &mut log)?;
         summary.baselines.push((name.clone(), mean_errors(&preds)));
     }

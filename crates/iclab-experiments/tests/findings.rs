@@ -47,7 +47,7 @@ struct BayesModels<'a> {
 impl ModelSource for BayesModels<'_> {
     fn predict(&mut self, name: &str, _seed: usize, batch: &PromptBatch) -> anyhow::Result<Vec<f32>> {
         let e = &self.plan.evals[0];
-        let b = iclab_experiments::baselines::make(&format!("bayes:{name}"), self.plan, e)?;
+        let b = self.plan.baseline(&format!("bayes:{name}"), e)?;
         let mut out = Vec::with_capacity(batch.b * batch.n);
         for i in 0..batch.b {
             let p = Prompt {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 pub mod figure;
 pub mod findings;
 pub mod png;
+mod render;
 pub mod report;
 pub mod svg;
 pub mod table;

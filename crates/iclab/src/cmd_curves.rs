@@ -161,11 +161,23 @@ fn class_from_name(field: &str, name: &str, p: &ClassParams) -> Result<ClassSpec
         "linear" => "dense",
         n => n,
     };
-    let names = || CLASS_NAMES.iter().filter(|n| **n != "mixture").copied().collect::<Vec<_>>().join(", ");
+    let names = || {
+        CLASS_NAMES
+            .iter()
+            .filter(|n| **n != "mixture")
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if name == "mixture" {
-        return Err(ConfigError::new(field, name, format!("one of {} (a mixture is --mixture)", names())));
+        return Err(ConfigError::new(
+            field,
+            name,
+            format!("one of {} (a mixture is --mixture)", names()),
+        ));
     }
-    let mut c = ClassSpec::default_of(name).ok_or_else(|| ConfigError::new(field, name, format!("one of {}", names())))?;
+    let mut c =
+        ClassSpec::default_of(name).ok_or_else(|| ConfigError::new(field, name, format!("one of {}", names())))?;
     match &mut c {
         ClassSpec::Dense { normalize } => *normalize |= p.normalize,
         ClassSpec::Sparse { nnz, normalize } => {
