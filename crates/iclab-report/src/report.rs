@@ -106,6 +106,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.fail td { background: #fff0f0; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
 .files { font-size: .85em; color: #555; }
+.beside { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; }
+.beside > figure { flex: 1 1 30em; margin: 0; } .beside > .finding { flex: 1 1 24em; }
 ";
 
 impl Report {
@@ -212,10 +214,19 @@ impl Report {
         }
         for (i, s) in self.sections.iter().enumerate() {
             h.push_str(&format!("<h2 id=\"sec{i}\">{}</h2>\n", html_escape(&s.heading)));
-            for b in &s.blocks {
+            // The section's checked finding is drawn beside its first figure (side by side where
+            // the page is wide enough), so the numbers and the picture they judge meet.
+            let first_figure = s.blocks.iter().position(|b| matches!(b, Block::Figure(_)));
+            let findings = s.blocks.iter().position(|b| matches!(b, Block::Findings(_)));
+            for (j, b) in s.blocks.iter().enumerate() {
+                let beside = first_figure == Some(j) && findings.is_some();
+                if beside {
+                    h.push_str("<div class=\"beside\">\n");
+                }
                 match b {
                     Block::Paragraph(p) => h.push_str(&paragraphs_html(p)),
                     Block::Code(c) => h.push_str(&format!("<pre>{}</pre>\n", html_escape(c))),
+                    Block::Findings(_) if first_figure.is_some() => {}
                     Block::Figure(f) => {
                         let stem = &fig_stems[fi];
                         fi += 1;
@@ -231,6 +242,11 @@ impl Report {
                         h.push_str(&format!(
                             "<span class=\"files\">(figures/{stem}.svg, figures/{stem}.png)</span></figcaption>\n</figure>\n"
                         ));
+                        if let (true, Some(Block::Findings(found))) = (beside, findings.map(|k| &s.blocks[k])) {
+                            h.push_str("<div class=\"finding\">\n");
+                            h.push_str(&findings_html(&found.iter().collect::<Vec<_>>()));
+                            h.push_str("</div>\n</div>\n");
+                        }
                     }
                     Block::Table(t) => {
                         let stem = &tab_stems[ti];

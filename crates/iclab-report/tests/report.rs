@@ -181,3 +181,23 @@ fn write_puts_every_file_on_disk() {
     assert_eq!(curves.lines().nth(2).unwrap(), "1,0.5,0.45,0.55,0.5,0.45,0.55");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn each_sections_findings_sit_beside_its_first_figure() {
+    let html = sample().to_html();
+    // Both sections have a figure and findings: each opens one side-by-side block whose figure
+    // comes first and whose findings table follows inside it, once.
+    assert_eq!(html.matches("<div class=\"beside\">").count(), 2);
+    for block in html.split("<div class=\"beside\">").skip(1) {
+        let fig = block.find("<figure").unwrap();
+        let table = block.find("<div class=\"finding\">").unwrap();
+        assert!(fig < table);
+    }
+    let e1 = &html[html.find("E1 model selection</h2>").unwrap()..html.find("E6 frequencies</h2>").unwrap()];
+    assert_eq!(e1.matches("<div class=\"finding\">").count(), 1);
+    assert_eq!(
+        e1.matches("gap at k = 4").count(),
+        1,
+        "the findings table is drawn once per section"
+    );
+}
