@@ -107,7 +107,7 @@ tr.fail td { background: #fff0f0; }
 pre { background: #f6f8fa; padding: .6em; overflow-x: auto; }
 .files { font-size: .85em; color: #555; }
 .beside { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; }
-.beside > figure { flex: 1 1 30em; margin: 0; } .beside > .finding { flex: 1 1 24em; }
+.beside > figure { flex: 0 1 34em; margin: 0; position: sticky; top: 1em; } .beside > .finding { flex: 1 1 40em; }
 ";
 
 impl Report {
@@ -420,9 +420,13 @@ fn headlines_html(all: &[&Finding]) -> String {
     let mut h = String::from("<ul class=\"headlines\">\n");
     for f in all {
         let v = f.verdict().label();
+        // The badge says the verdict; the text after it need not say it again.
+        let text = f
+            .headline()
+            .replacen(&format!("{} {v}:", f.id), &format!("{}:", f.id), 1);
         h.push_str(&format!(
             "<li><span class=\"badge {v}\">{v}</span> {}</li>\n",
-            html_escape(&f.headline())
+            html_escape(&text)
         ));
     }
     h.push_str("</ul>\n");
