@@ -25,7 +25,7 @@ use iclab_report::{Cell, Report, Section, Table};
 
 use crate::findings::{self, FindingResult};
 use crate::outputs;
-use crate::preset::{self, Plan, Preset};
+use crate::preset::{self, CriterionKind, Plan, Preset};
 use crate::runs::{self, LoadedModels, TrainEvent};
 
 /// What to run.
@@ -351,6 +351,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             "passed",
             "seeds_passed",
             "seeds",
+            "verdict",
+            "kind",
+            "per_seed_left",
+            "per_seed_right",
         ],
     );
     for f in &findings_all {
@@ -367,6 +371,26 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                 Cell::from(if c.passed { "yes" } else { "no" }),
                 Cell::from(c.seeds_passed),
                 Cell::from(c.seeds),
+                Cell::from(f.verdict().label()),
+                Cell::from(match c.criterion.kind {
+                    CriterionKind::Finding => "finding",
+                    CriterionKind::Power => "power",
+                }),
+                // Each seed's own measurement, `;`-separated (empty with one seed).
+                Cell::from(
+                    c.per_seed
+                        .iter()
+                        .map(|p| format!("{}", p.0))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                ),
+                Cell::from(
+                    c.per_seed
+                        .iter()
+                        .map(|p| format!("{}", p.1))
+                        .collect::<Vec<_>>()
+                        .join(";"),
+                ),
             ]);
         }
     }
