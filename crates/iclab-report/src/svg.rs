@@ -602,17 +602,31 @@ fn path_d(points: &[(f64, f64)]) -> String {
     d
 }
 
+/// One panel, in drawing order: grid, then (clipped to the plot area) bands, reference lines and
+/// series, then what sits on top (off-range marks, labels, frame, ticks).
 fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id: &str) {
-    let (w, h) = (g.px1 - g.px0, g.py1 - g.py0);
     let _ = writeln!(
         s,
         "<clipPath id=\"{clip_id}\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>",
         f(g.px0),
         f(g.py0),
-        f(w),
-        f(h)
+        f(g.px1 - g.px0),
+        f(g.py1 - g.py0)
     );
-    // Grid at major ticks.
+    draw_grid(s, g);
+    let _ = writeln!(s, "<g clip-path=\"url(#{clip_id})\">");
+    draw_bands(s, p, styles, g);
+    draw_reference_lines(s, p, g);
+    draw_series(s, p, styles, g);
+    s.push_str("</g>\n");
+    draw_no_data(s, p, g);
+    draw_off_range_marks(s, p, styles, g);
+    draw_reference_labels(s, p, g);
+    draw_frame_and_labels(s, p, g);
+}
+
+/// Grid lines at the major ticks.
+fn draw_grid(s: &mut String, g: &Geometry) {
     s.push_str("<g stroke=\"#e6e6e6\" stroke-width=\"0.8\">\n");
     for &v in &g.x_ticks.0 {
         if let Some(px) = g.sx(v) {
@@ -625,9 +639,10 @@ fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id
         }
     }
     s.push_str("</g>\n");
+}
 
-    let _ = writeln!(s, "<g clip-path=\"url(#{clip_id})\">");
-    // Bands first, under every line.
+/// Bootstrap bands, under every line; a band breaks where a value is not finite.
+fn draw_bands(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry) {
     for (se, st) in p.series.iter().zip(styles) {
         let Some((lo, hi)) = &se.band else { continue };
         let mut run: Vec<(f64, f64, f64)> = Vec::new();
@@ -656,7 +671,10 @@ fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id
         }
         flush(s, &mut run);
     }
-    // Reference lines.
+}
+
+/// Horizontal and vertical reference lines (e.g. the dashed line at 1: predicting 0).
+fn draw_reference_lines(s: &mut String, p: &Panel, g: &Geometry) {
     for l in &p.hlines {
         if let Some(py) = g.sy(l.value) {
             let _ = writeln!(
@@ -683,7 +701,10 @@ fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id
             );
         }
     }
-    // Lines, then markers on top.
+}
+
+/// Lines, then markers on top of them.
+fn draw_series(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry) {
     for (se, st) in p.series.iter().zip(styles) {
         if st.kind == SeriesKind::Points {
             continue;
@@ -722,7 +743,10 @@ fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id
             }
         }
     }
-    s.push_str("</g>\n");
+}
+
+/// "no data" in the middle of a panel with nothing finite to draw.
+fn draw_no_data(s: &mut String, p: &Panel, g: &Geometry) {
     let drawable = p.series.iter().any(|se| !runs(g, &se.x, &se.y).is_empty());
     if !drawable {
         let msg = if p.series.is_empty() {
@@ -740,8 +764,10 @@ fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id
             msg,
         );
     }
+}
 
-    // Values beyond the y range: a triangle at the edge pointing towards them.
+/// Values beyond the y range: a triangle at the edge pointing towards them.
+fn draw_off_range_marks(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry) {
     for (se, st) in p.series.iter().zip(styles) {
         for (&xv, &yv) in se.x.iter().zip(&se.y) {
             if !g.x_inside(xv) {
@@ -769,7 +795,10 @@ fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id
             );
         }
     }
-    // Reference line labels, outside the clip so they are readable.
+}
+
+/// Reference line labels, outside the clip so they are readable.
+fn draw_reference_labels(s: &mut String, p: &Panel, g: &Geometry) {
     for l in p.hlines.iter().filter(|l| !l.label.is_empty()) {
         if let Some(py) = g.sy(l.value).filter(|py| (g.py0..=g.py1).contains(py)) {
             text(s, g.px1 - 4.0, py - 5.0, FS_TICK - 1.0, "end", &l.color.hex(), &l.label);
@@ -788,8 +817,11 @@ fn draw_panel(s: &mut String, p: &Panel, styles: &[Style], g: &Geometry, clip_id
             );
         }
     }
+}
 
-    // Frame, ticks and labels.
+/// Frame, ticks, tick labels, axis labels and the panel title.
+fn draw_frame_and_labels(s: &mut String, p: &Panel, g: &Geometry) {
+    let (w, h) = (g.px1 - g.px0, g.py1 - g.py0);
     let _ = writeln!(
         s,
         "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333333\" stroke-width=\"1\"/>",
