@@ -83,13 +83,23 @@ pub fn build(
     finding: &FindingResult,
     models: &mut dyn ModelSource,
 ) -> anyhow::Result<ExperimentOutput> {
-    let id = plan.preset.id.clone();
-    let bs = data.bootstrap_seed;
-    let (d, n) = (plan.d(), plan.n());
-    let mut tables = Vec::new();
-    let mut figures = Vec::new();
+    let mut tables = number_tables(plan, data)?;
+    let figures = figures(plan, data, models, &mut tables)?;
+    let summary = summary_table(plan, data)?;
+    let section = section(plan, data, finding, &figures, &tables, &summary);
+    tables.push(summary);
+    Ok(ExperimentOutput {
+        figures,
+        tables,
+        section,
+    })
+}
 
-    // ---- every number: curves (combined and per seed), costs, distances ----
+/// Every number behind the figures: curves (combined and per seed), selection costs, distances.
+fn number_tables(plan: &Plan, data: &Evaluated) -> anyhow::Result<Vec<Table>> {
+    let id = &plan.preset.id;
+    let bs = data.bootstrap_seed;
+    let mut tables = Vec::new();
     let mut curves_t = Table::new(format!("{id}_curves"), &CURVE_HEADER).caption(
         "Normalised squared error per k (mean over prompts, averaged over training seeds); lo/hi: bootstrap 5-95% band \
          over prompts with one seed, min/max over seeds with several; std: over prompts (one seed) or seeds",
@@ -147,8 +157,20 @@ pub fn build(
     if !dist_t.rows.is_empty() {
         tables.push(dist_t);
     }
+    Ok(tables)
+}
 
-    // ---- figures ----
+/// The preset's figures; figures drawn from numbers not in `tables` (sweeps, pictures) add theirs.
+fn figures(
+    plan: &Plan,
+    data: &Evaluated,
+    models: &mut dyn ModelSource,
+    tables: &mut Vec<Table>,
+) -> anyhow::Result<Vec<Figure>> {
+    let id = &plan.preset.id;
+    let bs = data.bootstrap_seed;
+    let (d, n) = (plan.d(), plan.n());
+    let mut figures = Vec::new();
     for f in &plan.preset.figures {
         match f {
             FigureDecl::Curves {
@@ -338,8 +360,13 @@ pub fn build(
             }
         }
     }
+    Ok(figures)
+}
 
-    // ---- compact table for the report ----
+/// The report's compact table: each predictor's error at a few k.
+fn summary_table(plan: &Plan, data: &Evaluated) -> anyhow::Result<Table> {
+    let id = &plan.preset.id;
+    let (d, n) = (plan.d(), plan.n());
     let ks = summary_ks(d, n);
     let mut header: Vec<String> = vec!["prompts".into(), "predictor".into()];
     header.extend(ks.iter().map(|k| format!("k={k}")));
@@ -355,8 +382,21 @@ pub fn build(
             summary.push(row);
         }
     }
+    Ok(summary)
+}
 
-    // ---- the section ----
+/// The experiment's report section: question, claim, setup, figures, the checked finding and the
+/// compact table, then where every number is.
+fn section(
+    plan: &Plan,
+    data: &Evaluated,
+    finding: &FindingResult,
+    figures: &[Figure],
+    tables: &[Table],
+    summary: &Table,
+) -> Section {
+    let id = &plan.preset.id;
+    let (d, n) = (plan.d(), plan.n());
     let s = &plan.scale;
     let models: Vec<String> = plan
         .preset
@@ -402,7 +442,7 @@ pub fn build(
         .paragraph(plan.preset.question.clone())
         .paragraph(format!("Claim: {}", plan.preset.finding))
         .paragraph(setup);
-    for f in &figures {
+    for f in figures {
         section = section.figure(f.clone());
     }
     section = section.findings(vec![finding.to_report()]).table(summary.clone());
@@ -414,12 +454,7 @@ pub fn build(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    tables.push(summary);
-    Ok(ExperimentOutput {
-        figures,
-        tables,
-        section,
-    })
+    section
 }
 
 /// Grid of the 1-D pictures: x in [-3, 3] (inputs are N(0, 1)).
