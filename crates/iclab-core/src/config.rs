@@ -45,7 +45,11 @@ pub fn parse_override(s: &str) -> Result<(Vec<String>, toml::Value), ConfigError
         .ok_or_else(|| ConfigError::new("--set", s, "key=value"))?;
     let path: Vec<String> = key.trim().split('.').map(|p| p.trim().to_string()).collect();
     if path.iter().any(|p| p.is_empty()) {
-        return Err(ConfigError::new("--set", s, "key=value with a dotted key (a.b.c=value)"));
+        return Err(ConfigError::new(
+            "--set",
+            s,
+            "key=value with a dotted key (a.b.c=value)",
+        ));
     }
     let raw = raw.trim();
     let value = match format!("v = {raw}").parse::<toml::Table>() {
@@ -87,7 +91,11 @@ pub fn example_override(v: &toml::Value) -> Option<String> {
     fn first(prefix: &str, v: &toml::Value, depth: usize, want: &dyn Fn(&toml::Value) -> bool) -> Option<String> {
         let t = v.as_table()?;
         for (k, x) in t {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             if !x.is_table() && want(x) {
                 return Some(format!("{key}={x}"));
             }
@@ -96,7 +104,11 @@ pub fn example_override(v: &toml::Value) -> Option<String> {
             return None;
         }
         t.iter().find_map(|(k, x)| {
-            let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             first(&key, x, depth - 1, want)
         })
     }

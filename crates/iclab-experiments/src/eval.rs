@@ -178,7 +178,8 @@ impl Cache<'_> {
         let sum = cache_checksum(key, &bytes);
         bytes.extend_from_slice(&sum.to_le_bytes());
         write_atomic(&path, &bytes)?;
-        write_atomic(&path.with_extension("json"), note.as_bytes()).with_context(|| format!("writing note for {key}"))?;
+        write_atomic(&path.with_extension("json"), note.as_bytes())
+            .with_context(|| format!("writing note for {key}"))?;
         Ok(())
     }
 }
@@ -506,8 +507,8 @@ mod tests {
         let (fresh, now) =
             baseline_predictions_cached(&b, &e, &prompts, Some(&dir), &mut |s| lines.push(s.to_string())).unwrap();
         assert!(now);
-        let (hit, now) = baseline_predictions_cached(&b, &e, &prompts, Some(&dir), &mut |s| lines.push(s.to_string()))
-            .unwrap();
+        let (hit, now) =
+            baseline_predictions_cached(&b, &e, &prompts, Some(&dir), &mut |s| lines.push(s.to_string())).unwrap();
         assert!(!now && hit == fresh && lines.is_empty(), "{lines:?}");
         let file = std::fs::read_dir(&dir)
             .unwrap()
@@ -533,7 +534,11 @@ mod tests {
                 lines.iter().any(|l| l.contains(needle) && l.contains("recomputing")),
                 "{needle}: {lines:?}"
             );
-            assert_eq!(std::fs::read(&file).unwrap(), good, "{needle}: the file is not rewritten");
+            assert_eq!(
+                std::fs::read(&file).unwrap(),
+                good,
+                "{needle}: the file is not rewritten"
+            );
         }
         // No temporary files are left behind.
         assert!(std::fs::read_dir(&dir)

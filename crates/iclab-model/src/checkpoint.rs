@@ -474,3 +474,49 @@ pub fn check_model(saved: &ModelConfig, requested: &ModelConfig) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of the earlier format (checksum over the tensors only, written by the safetensors
+    /// library) still loads; with a flipped tensor bit it is refused.
+    #[test]
+    fn v1_checkpoints_still_load() {
+        let config = TrainConfig::default();
+        let gpt = Gpt::new(config.model.clone(), 3);
+        let p = gpt.params.len();
+        let (params, m, v) = (to_bytes(&gpt.params), to_bytes(&vec![0.5; p]), to_bytes(&vec![0.25; p]));
+        let mut views = Vec::new();
+        let mut parts: Vec<(String, &[u8])> = Vec::new();
+        for t in gpt.tensors() {
+            let data = &params[t.offset * 4..(t.offset + t.len) * 4];
+            views.push((
+                t.name.clone(),
+                TensorView::new(Dtype::F32, t.shape.clone(), data).unwrap(),
+            ));
+            parts.push((t.name, data));
+        }
+        views.push(("optim.m".into(), TensorView::new(Dtype::F32, vec![p], &m).unwrap()));
+        views.push(("optim.v".into(), TensorView::new(Dtype::F32, vec![p], &v).unwrap()));
+        parts.push(("optim.m".into(), &m));
+        parts.push(("optim.v".into(), &v));
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("format".to_string(), FORMAT_V1.to_string());
+        meta.insert("step".to_string(), "7".to_string());
+        meta.insert("config".to_string(), toml::to_string(&config).unwrap());
+        meta.insert("checksum".to_string(), format!("{:016x}", checksum(parts)));
+        let mut bytes = safetensors::serialize(views, Some(meta)).unwrap();
+        let ck = Checkpoint::from_bytes(&bytes).unwrap();
+        assert_eq!((ck.step, ck.params.len(), ck.m[0], ck.v[p - 1]), (7, p, 0.5, 0.25));
+        assert!(ck
+            .params
+            .iter()
+            .zip(&gpt.params)
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        let e = format!("{:#}", Checkpoint::from_bytes(&bytes).unwrap_err());
+        assert!(e.contains("checksum mismatch"), "{e}");
+    }
+}

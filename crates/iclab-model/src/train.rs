@@ -184,7 +184,10 @@ impl TrainConfig {
             return Err(ConfigError::new(
                 "optimizer.warmup_steps",
                 self.optimizer.warmup_steps,
-                format!("an integer <= steps ({}): the warm-up is part of the training", self.steps),
+                format!(
+                    "an integer <= steps ({}): the warm-up is part of the training",
+                    self.steps
+                ),
             ));
         }
         for (field, v) in [

@@ -193,7 +193,11 @@ fn a_flipped_bit_anywhere_truncation_empty_and_junk_are_refused_naming_the_file(
         ("metadata bit", meta_flip, "checksum mismatch"),
         ("truncated", good[..good.len() - 100].to_vec(), "truncated or corrupt"),
         ("empty", Vec::new(), "empty"),
-        ("junk", b"junk junk junk junk junk junk".to_vec(), "truncated or corrupt"),
+        (
+            "junk",
+            b"junk junk junk junk junk junk".to_vec(),
+            "truncated or corrupt",
+        ),
     ];
     for (what, bytes, needle) in cases {
         std::fs::write(&path, &bytes).unwrap();
@@ -215,11 +219,22 @@ fn equal_states_give_byte_equal_files() {
     assert!(fa == fb, "two runs of one config wrote different checkpoint bytes");
     let ck = Checkpoint::from_bytes(&fa).unwrap();
     let gpt = Gpt::from_params(ck.config.model.clone(), ck.params.clone()).unwrap();
-    assert!(ck.to_bytes(&gpt).unwrap() == fa, "serialising the loaded state changed bytes");
+    assert!(
+        ck.to_bytes(&gpt).unwrap() == fa,
+        "serialising the loaded state changed bytes"
+    );
     // The metadata keys are in sorted order in the file.
     let header_end = 8 + u64::from_le_bytes(fa[..8].try_into().unwrap()) as usize;
     let header = String::from_utf8_lossy(&fa[8..header_end]).to_string();
-    let keys = ["checksum", "config", "config_hash", "curriculum_d", "curriculum_n", "format", "step"];
+    let keys = [
+        "checksum",
+        "config",
+        "config_hash",
+        "curriculum_d",
+        "curriculum_n",
+        "format",
+        "step",
+    ];
     let at: Vec<usize> = keys
         .iter()
         .map(|k| header.find(&format!("\"{k}\":")).unwrap())

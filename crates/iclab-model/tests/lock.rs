@@ -33,7 +33,11 @@ fn wait_for_holder(dir: &Path) -> u32 {
         {
             return pid;
         }
-        assert!(t0.elapsed() < Duration::from_secs(120), "no holder of {}", dir.display());
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no holder of {}",
+            dir.display()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -84,7 +88,13 @@ fn hold_lock_helper() {
 fn lock_is_released_when_its_holder_is_killed() {
     let dir = fresh_dir("lock-killed-holder");
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["hold_lock_helper", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "hold_lock_helper",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ICLAB_LOCK_HELPER_DIR", &dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -19,7 +19,9 @@ fn iclab(dir: &Path, args: &[&str]) -> (i32, String) {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("iclab-bad-input").join(name);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("iclab-bad-input")
+        .join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -66,24 +68,52 @@ fn bad_input_is_refused_with_the_rule() {
     let with = |extra: &[&str]| -> Vec<String> { TINY.iter().chain(extra).map(|s| s.to_string()).collect() };
     let args = |a: &[&str]| -> Vec<String> { a.iter().map(|s| s.to_string()).collect() };
     let cases: Vec<(Vec<String>, i32, Vec<String>)> = vec![
-        (args(&["--threads", "0", "classes"]), 2, args(&["--threads", "'0'", ">= 1"])),
+        (
+            args(&["--threads", "0", "classes"]),
+            2,
+            args(&["--threads", "'0'", ">= 1"]),
+        ),
         (args(&["classes", "--d", "0"]), 2, args(&["--d", "'0'", ">= 1"])),
-        (args(&["reproduce", "--train-jobs", "0"]), 2, args(&["--train-jobs", "'0'", ">= 1"])),
-        (args(&["sweep", "none.toml", "--jobs", "0"]), 2, args(&["--jobs", "'0'", ">= 1"])),
+        (
+            args(&["reproduce", "--train-jobs", "0"]),
+            2,
+            args(&["--train-jobs", "'0'", ">= 1"]),
+        ),
+        (
+            args(&["sweep", "none.toml", "--jobs", "0"]),
+            2,
+            args(&["--jobs", "'0'", ">= 1"]),
+        ),
         (
             args(&["train", "--preset", "tiny", "--set", "optimizer.warmup_steps=6000"]),
             1,
             args(&["optimizer.warmup_steps", "6000", "<= steps (5000)"]),
         ),
         // The hint's example is valid: `batch_size=64` is accepted (the next error is about steps).
-        (args(&["train", "--preset", "tiny", "--set", "steps"]), 1, args(&["`--set`", "steps", "e.g. batch_size=64"])),
         (
-            args(&["train", "--preset", "tiny", "--set", "batch_size=64", "--set", "steps=0"]),
+            args(&["train", "--preset", "tiny", "--set", "steps"]),
+            1,
+            args(&["`--set`", "steps", "e.g. batch_size=64"]),
+        ),
+        (
+            args(&[
+                "train",
+                "--preset",
+                "tiny",
+                "--set",
+                "batch_size=64",
+                "--set",
+                "steps=0",
+            ]),
             1,
             args(&["`steps` = 0", ">= 1"]),
         ),
         (args(&["curves", "--set", "d"]), 1, args(&["`--set`", "e.g. d=20"])),
-        (with(&["--name", "busy"]), 1, vec![format!("runs/busy is in use by PID {pid}")]),
+        (
+            with(&["--name", "busy"]),
+            1,
+            vec![format!("runs/busy is in use by PID {pid}")],
+        ),
         (
             args(&["reproduce", "--scale", "smoke", "--only", "E1", "--out", "busy-out"]),
             1,
@@ -94,9 +124,21 @@ fn bad_input_is_refused_with_the_rule() {
             1,
             args(&["`keep_every` = 0", "allowed: 2", "--set keep_every=2"]),
         ),
-        (with(&["--name", "died"]), 0, args(&["stopped before its first checkpoint", "done: 3 / 3"])),
-        (with(&["--name", "empty"]), 0, args(&["stopped before its first checkpoint", "done: 3 / 3"])),
-        (curves.iter().map(|s| s.to_string()).collect(), 1, args(&["already holds results", "curves.csv", "--force"])),
+        (
+            with(&["--name", "died"]),
+            0,
+            args(&["stopped before its first checkpoint", "done: 3 / 3"]),
+        ),
+        (
+            with(&["--name", "empty"]),
+            0,
+            args(&["stopped before its first checkpoint", "done: 3 / 3"]),
+        ),
+        (
+            curves.iter().map(|s| s.to_string()).collect(),
+            1,
+            args(&["already holds results", "curves.csv", "--force"]),
+        ),
         (
             args(&["reproduce", "--scale", "smoke", "--only", "E1", "--out", "report"]),
             1,
@@ -109,7 +151,10 @@ fn bad_input_is_refused_with_the_rule() {
         let (got, text) = iclab(&dir, &a);
         let missing: Vec<&String> = words.iter().filter(|w| !text.contains(w.as_str())).collect();
         if got != *code || !missing.is_empty() || text.contains("panicked") {
-            failures.push(format!("iclab {}: exit {got} (want {code}), lacks {missing:?}:\n{text}", args.join(" ")));
+            failures.push(format!(
+                "iclab {}: exit {got} (want {code}), lacks {missing:?}:\n{text}",
+                args.join(" ")
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -127,8 +172,18 @@ fn ctrl_c_saves_a_checkpoint_and_exits_130() {
     let dir = scratch("ctrl-c");
     let mut child = Command::new(env!("CARGO_BIN_EXE_iclab"))
         .args([
-            "train", "--preset", "tiny", "--quiet", "--name", "c", "--set", "steps=1000000", "--set",
-            "model.n_layer=1", "--set", "batch_size=4",
+            "train",
+            "--preset",
+            "tiny",
+            "--quiet",
+            "--name",
+            "c",
+            "--set",
+            "steps=1000000",
+            "--set",
+            "model.n_layer=1",
+            "--set",
+            "batch_size=4",
         ])
         .current_dir(&dir)
         .stderr(std::process::Stdio::null())
