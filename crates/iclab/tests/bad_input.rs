@@ -64,6 +64,17 @@ fn bad_input_is_refused_with_the_rule() {
     // Folders held by this process (another writer).
     let _run_lock = DirLock::acquire(&dir.join("runs/busy")).unwrap();
     let _out_lock = DirLock::acquire(&dir.join("busy-out")).unwrap();
+    let _sweep_lock = DirLock::acquire(&dir.join("busy-sweep")).unwrap();
+    std::fs::write(
+        dir.join("grid.toml"),
+        "name = \"g\"\n[base]\nconfig = \"train.toml\"\n[vary]\nseed = [0, 1]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("train.toml"),
+        "steps = 3\nbatch_size = 4\n[model]\nd = 2\nn_points = 6\nn_layer = 1\nn_head = 1\nn_embd = 16\n",
+    )
+    .unwrap();
 
     let with = |extra: &[&str]| -> Vec<String> { TINY.iter().chain(extra).map(|s| s.to_string()).collect() };
     let args = |a: &[&str]| -> Vec<String> { a.iter().map(|s| s.to_string()).collect() };
@@ -118,6 +129,11 @@ fn bad_input_is_refused_with_the_rule() {
             args(&["reproduce", "--scale", "smoke", "--only", "E1", "--out", "busy-out"]),
             1,
             vec![format!("busy-out is in use by PID {pid}")],
+        ),
+        (
+            args(&["sweep", "grid.toml", "--out", "busy-sweep"]),
+            1,
+            vec![format!("busy-sweep is in use by PID {pid}")],
         ),
         (
             with(&["--set", "keep_every=0", "--name", "keep"]),
