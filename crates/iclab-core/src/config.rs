@@ -42,10 +42,14 @@ pub fn merge(base: &mut toml::Value, over: toml::Value) {
 pub fn parse_override(s: &str) -> Result<(Vec<String>, toml::Value), ConfigError> {
     let (key, raw) = s
         .split_once('=')
-        .ok_or_else(|| ConfigError::new("--set", s, "key=value, e.g. train.steps=2000"))?;
+        .ok_or_else(|| ConfigError::new("--set", s, "key=value"))?;
     let path: Vec<String> = key.trim().split('.').map(|p| p.trim().to_string()).collect();
     if path.iter().any(|p| p.is_empty()) {
-        return Err(ConfigError::new("--set", s, "a dotted key such as train.lr"));
+        return Err(ConfigError::new(
+            "--set",
+            s,
+            "key=value with a dotted key (a.b.c=value)",
+        ));
     }
     let raw = raw.trim();
     let value = match format!("v = {raw}").parse::<toml::Table>() {
@@ -81,6 +85,38 @@ pub fn set_path(root: &mut toml::Value, path: &[String], value: toml::Value) -> 
     Ok(())
 }
 
+/// A `key=value` override that the configuration `v` accepts (its current value of a key), for
+/// hints: the first integer field at the top, else the first nested integer, else the first value.
+pub fn example_override(v: &toml::Value) -> Option<String> {
+    fn first(prefix: &str, v: &toml::Value, depth: usize, want: &dyn Fn(&toml::Value) -> bool) -> Option<String> {
+        let t = v.as_table()?;
+        for (k, x) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if !x.is_table() && want(x) {
+                return Some(format!("{key}={x}"));
+            }
+        }
+        if depth == 0 {
+            return None;
+        }
+        t.iter().find_map(|(k, x)| {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            first(&key, x, depth - 1, want)
+        })
+    }
+    first("", v, 0, &toml::Value::is_integer)
+        .or_else(|| first("", v, 3, &toml::Value::is_integer))
+        .or_else(|| first("", v, 3, &|x| !x.is_array()))
+}
+
 /// defaults -> TOML text -> overrides -> `T`. `source` names the file in errors.
 pub fn resolve<T: Serialize + DeserializeOwned>(
     defaults: &T,
@@ -96,7 +132,13 @@ pub fn resolve<T: Serialize + DeserializeOwned>(
         merge(&mut value, toml::Value::Table(file));
     }
     for o in overrides {
-        let (path, v) = parse_override(o)?;
+        let (path, v) = parse_override(o).map_err(|mut e| {
+            // The hint's example is a key of this configuration, so that it is itself valid.
+            if let Some(example) = example_override(&value) {
+                e.allowed = format!("{}, e.g. {example}", e.allowed);
+            }
+            e
+        })?;
         set_path(&mut value, &path, v)?;
     }
     T::deserialize(value).map_err(|e| {
@@ -130,6 +172,16 @@ mod tests {
         Outer {
             name: "x".into(),
             train: Inner { lr: 1e-4, steps: 10 },
+        }
+    }
+
+    #[test]
+    fn the_set_hint_gives_a_valid_example() {
+        for bad in ["steps", "train..steps=3"] {
+            let e = resolve(&defaults(), None, &[bad.to_string()]).unwrap_err();
+            let example = e.allowed.split("e.g. ").nth(1).expect("an example").to_string();
+            assert_eq!(example, "train.steps=10", "{e}");
+            resolve(&defaults(), None, &[example]).unwrap();
         }
     }
 

@@ -15,6 +15,8 @@ use iclab_core::metrics::{self, Curve, CurvePoint};
 use iclab_core::rng::Purpose;
 use iclab_core::{Prompt, PromptBatch, PromptSampler};
 
+use iclab_model::checkpoint::write_atomic;
+
 use crate::hash;
 use crate::preset::{EvalPlan, Plan};
 
@@ -87,11 +89,28 @@ pub fn expected_y2(e: &EvalPlan) -> anyhow::Result<f64> {
     Ok(sampler.expected_y2(e.d))
 }
 
-/// Cached predictions: `dir/<hash>.f32` (little-endian f32, [prompts, n]) beside a JSON note of
-/// what they are. Written atomically (temp file + rename) so an interrupted run never leaves a
-/// truncated file that a rerun would trust.
+/// Cached predictions: `dir/<hash>.f32` (little-endian f32, [prompts, n], then an 8-byte
+/// little-endian FNV-1a checksum of the key and the values) beside a JSON note of what they are.
+/// Written atomically (temp file + rename) so an interrupted run never leaves a truncated file;
+/// read back only when the size and the checksum agree, otherwise recomputed with a log line
+/// saying so.
 struct Cache<'a> {
     dir: Option<&'a Path>,
+}
+
+/// What the cache holds for a key.
+enum Cached {
+    Hit(Vec<Vec<f64>>),
+    Missing,
+    /// A file that fails its checks (why), to be recomputed.
+    Bad(String),
+}
+
+fn cache_checksum(key: &str, values: &[u8]) -> u64 {
+    let mut acc = Vec::with_capacity(16);
+    acc.extend_from_slice(&iclab_model::checkpoint::fnv1a(key.as_bytes()).to_le_bytes());
+    acc.extend_from_slice(&iclab_model::checkpoint::fnv1a(values).to_le_bytes());
+    iclab_model::checkpoint::fnv1a(&acc)
 }
 
 impl Cache<'_> {
@@ -99,32 +118,68 @@ impl Cache<'_> {
         self.dir.map(|d| d.join(format!("{key}.f32")))
     }
 
-    fn get(&self, key: &str, rows: usize, n: usize) -> Option<Vec<Vec<f64>>> {
-        let bytes = std::fs::read(self.path(key)?).ok()?;
-        if bytes.len() != rows * n * 4 {
-            return None;
+    fn get(&self, key: &str, rows: usize, n: usize) -> Cached {
+        let Some(path) = self.path(key) else {
+            return Cached::Missing;
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Cached::Missing,
+            Err(e) => return Cached::Bad(format!("cannot read {}: {e}", path.display())),
+        };
+        let want = rows * n * 4 + 8;
+        if bytes.len() != want {
+            return Cached::Bad(format!(
+                "{} has {} bytes, not {want} ({rows} x {n} predictions and a checksum): truncated or of an \
+                 older format",
+                path.display(),
+                bytes.len()
+            ));
         }
-        let vals: Vec<f64> = bytes
+        let (values, sum) = bytes.split_at(rows * n * 4);
+        let stored = u64::from_le_bytes(sum.try_into().expect("8 bytes"));
+        let actual = cache_checksum(key, values);
+        if stored != actual {
+            return Cached::Bad(format!(
+                "{}: checksum mismatch (stored {stored:016x}, computed {actual:016x}): the values were changed",
+                path.display()
+            ));
+        }
+        let vals: Vec<f64> = values
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
             .collect();
-        Some(vals.chunks_exact(n).map(<[f64]>::to_vec).collect())
+        Cached::Hit(vals.chunks_exact(n.max(1)).map(<[f64]>::to_vec).collect())
+    }
+
+    /// The cached predictions of `key`, if intact; a damaged file is logged (and then recomputed
+    /// by the caller).
+    fn lookup(&self, key: &str, rows: usize, n: usize, what: &str, log: &mut dyn FnMut(&str)) -> Option<Vec<Vec<f64>>> {
+        match self.get(key, rows, n) {
+            Cached::Hit(v) => Some(v),
+            Cached::Missing => None,
+            Cached::Bad(why) => {
+                log(&format!("    cache: {why}; recomputing the predictions of {what}"));
+                None
+            }
+        }
     }
 
     fn put(&self, key: &str, note: &str, preds: &[Vec<f64>]) -> anyhow::Result<()> {
         let Some(path) = self.path(key) else { return Ok(()) };
         let dir = path.parent().expect("cache file has a folder");
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut bytes = Vec::with_capacity(preds.len() * preds.first().map_or(0, Vec::len) * 4);
+        let mut bytes = Vec::with_capacity(preds.len() * preds.first().map_or(0, Vec::len) * 4 + 8);
         for row in preds {
             for v in row {
                 bytes.extend_from_slice(&(*v as f32).to_le_bytes());
             }
         }
-        let tmp = path.with_extension("f32.tmp");
-        std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("renaming {}", tmp.display()))?;
-        std::fs::write(path.with_extension("json"), note).with_context(|| format!("writing note for {key}"))?;
+        let sum = cache_checksum(key, &bytes);
+        bytes.extend_from_slice(&sum.to_le_bytes());
+        write_atomic(&path, &bytes)?;
+        write_atomic(&path.with_extension("json"), note.as_bytes())
+            .with_context(|| format!("writing note for {key}"))?;
         Ok(())
     }
 }
@@ -166,7 +221,7 @@ pub fn model_predictions(
 
 /// Predictions [prompt][k] of model `name` (training seed index `seed`) on the prompts of prompt
 /// set `e`, read from the `cache` folder when they are there. The flag is true when they were
-/// computed now.
+/// computed now. A damaged cache file is recomputed, and `log` says so.
 pub fn model_predictions_cached(
     models: &mut dyn ModelSource,
     name: &str,
@@ -174,12 +229,17 @@ pub fn model_predictions_cached(
     e: &EvalPlan,
     prompts: &[Prompt],
     cache: Option<&Path>,
+    log: &mut dyn FnMut(&str),
 ) -> anyhow::Result<(Vec<Vec<f64>>, bool)> {
     let cache = Cache { dir: cache };
     let eid = eval_id(e);
     let id = models.cache_id(name, seed);
     let key = id.as_ref().map(|id| hash::hex(&format!("{id}\n{eid}")));
-    if let Some(v) = key.as_deref().and_then(|k| cache.get(k, prompts.len(), e.n)) {
+    let what = format!("model {name} (seed {seed}) on {}", e.name);
+    if let Some(v) = key
+        .as_deref()
+        .and_then(|k| cache.lookup(k, prompts.len(), e.n, &what, log))
+    {
         return Ok((v, false));
     }
     let v = round_f32(model_predictions(models, name, seed, prompts)?);
@@ -203,7 +263,8 @@ pub fn baseline_predictions_cached(
     let eid = eval_id(e);
     let id = format!("baseline v{CACHE_VERSION} {}", b.identity);
     let key = hash::hex(&format!("{id}\n{eid}"));
-    if let Some(v) = cache.get(&key, prompts.len(), e.n) {
+    let what = format!("{} on {}", b.identity, e.name);
+    if let Some(v) = cache.lookup(&key, prompts.len(), e.n, &what, log) {
         return Ok((v, false));
     }
     let v: Vec<Vec<f64>> = prompts.par_iter().map(|pr| b.baseline.predict(pr)).collect();
@@ -233,7 +294,7 @@ pub fn evaluate(
             let per_seed = if plan.is_model(p) {
                 let mut per_seed = Vec::new();
                 for s in 0..plan.seeds {
-                    let (v, now) = model_predictions_cached(models, p, s, e, &prompts, cache)?;
+                    let (v, now) = model_predictions_cached(models, p, s, e, &prompts, cache, log)?;
                     per_seed.push(v);
                     if now {
                         computed += 1
@@ -409,5 +470,80 @@ impl Evaluated {
             .iter()
             .find(|e| e.plan.name == eval)
             .ok_or_else(|| anyhow::anyhow!("no eval named {eval}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> EvalPlan {
+        EvalPlan {
+            name: "dense".into(),
+            group: "dense".into(),
+            sweep_value: None,
+            task: iclab_core::ClassSpec::Dense { normalize: false },
+            inputs: iclab_core::PromptStrategy::Isotropic,
+            d: 3,
+            n: 6,
+            prompts: 20,
+            seed: 5,
+            predictors: vec!["least_squares".into()],
+            costs: Vec::new(),
+            distances: Vec::new(),
+        }
+    }
+
+    /// A cache file whose values were changed (or cut short, or of the old format without a
+    /// checksum) is recomputed, with a log line, and the result equals a fresh computation.
+    #[test]
+    fn damaged_cached_predictions_are_recomputed_and_said_so() {
+        let dir = std::env::temp_dir().join(format!("iclab-cache-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let e = plan();
+        let prompts = prompts(&e).unwrap();
+        let b = crate::baselines::make_with("least_squares", &[], &e).unwrap();
+        let mut lines = Vec::new();
+        let (fresh, now) =
+            baseline_predictions_cached(&b, &e, &prompts, Some(&dir), &mut |s| lines.push(s.to_string())).unwrap();
+        assert!(now);
+        let (hit, now) =
+            baseline_predictions_cached(&b, &e, &prompts, Some(&dir), &mut |s| lines.push(s.to_string())).unwrap();
+        assert!(!now && hit == fresh && lines.is_empty(), "{lines:?}");
+        let file = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "f32"))
+            .unwrap();
+        let good = std::fs::read(&file).unwrap();
+        let mut changed = good.clone();
+        changed[4..8].copy_from_slice(&123.0f32.to_le_bytes()); // a plausible value, another number
+        let cases = [
+            (changed, "checksum mismatch"),
+            (good[..good.len() - 8].to_vec(), "older format"),
+            (good[..10].to_vec(), "truncated"),
+        ];
+        for (bytes, needle) in cases {
+            std::fs::write(&file, bytes).unwrap();
+            let mut lines = Vec::new();
+            let (v, now) =
+                baseline_predictions_cached(&b, &e, &prompts, Some(&dir), &mut |s| lines.push(s.to_string())).unwrap();
+            assert!(now, "{needle}: not recomputed");
+            assert!(v == fresh, "{needle}: recomputed values differ from a fresh run");
+            assert!(
+                lines.iter().any(|l| l.contains(needle) && l.contains("recomputing")),
+                "{needle}: {lines:?}"
+            );
+            assert_eq!(
+                std::fs::read(&file).unwrap(),
+                good,
+                "{needle}: the file is not rewritten"
+            );
+        }
+        // No temporary files are left behind.
+        assert!(std::fs::read_dir(&dir)
+            .unwrap()
+            .all(|f| !f.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

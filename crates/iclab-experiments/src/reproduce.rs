@@ -20,6 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
+use iclab_model::lock::DirLock;
 use iclab_model::train::{TrainConfig, TrainOptions};
 use iclab_report::{Cell, Report, Section, Table};
 
@@ -46,6 +47,8 @@ pub struct Options {
     pub stop: Option<Arc<AtomicBool>>,
     /// Models trained side by side (None: one per worker thread, each on its own thread).
     pub train_jobs: Option<usize>,
+    /// Replace a report of more experiments than this run selects.
+    pub force: bool,
 }
 
 /// The result of a run.
@@ -130,10 +133,55 @@ impl Log {
     }
 }
 
+/// Refuses to write a report of `ids` over the report of `out` when that one covers experiments
+/// that `ids` lacks (a partial `--only` run would replace a fuller report); `force` overrides.
+fn check_not_partial(out: &Path, ids: &[String]) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Held {
+        experiments: Vec<String>,
+    }
+    let path = out.join("summary.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let Ok(held) = serde_json::from_str::<Held>(&text) else {
+        return Ok(());
+    };
+    let missing: Vec<&String> = held.experiments.iter().filter(|e| !ids.contains(e)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} holds a report of {}; this run ({}) would replace it with a report without {}. Run them too \
+         (`--only {}`), choose another `--out`, or pass `--force` to replace it",
+        out.display(),
+        held.experiments.join(", "),
+        ids.join(", "),
+        missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+        held.experiments
+            .iter()
+            .chain(ids.iter().filter(|i| !held.experiments.contains(i)))
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
 /// Runs the experiments (see the module docs).
 pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     let t0 = Instant::now();
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    // One writer per output folder (the models under it are locked one by one as they train).
+    let _lock = DirLock::acquire(&opts.out)?;
+    let presets = load_presets(opts.presets.as_deref())?;
+    let selected = preset::select(&presets, &opts.only)?;
+    let plans: Vec<Plan> = selected
+        .iter()
+        .map(|p| p.plan(&opts.scale, opts.seeds))
+        .collect::<Result<_, _>>()?;
+    if !opts.force {
+        let ids: Vec<String> = plans.iter().map(|p| p.preset.id.clone()).collect();
+        check_not_partial(&opts.out, &ids)?;
+    }
     let mut log = Log {
         t0,
         file: std::fs::OpenOptions::new()
@@ -142,12 +190,6 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             .open(opts.out.join("log.txt"))
             .ok(),
     };
-    let presets = load_presets(opts.presets.as_deref())?;
-    let selected = preset::select(&presets, &opts.only)?;
-    let plans: Vec<Plan> = selected
-        .iter()
-        .map(|p| p.plan(&opts.scale, opts.seeds))
-        .collect::<Result<_, _>>()?;
     log.line(&format!(
         "iclab reproduce: {} at scale {} with {} training seed(s) into {}",
         plans

@@ -16,7 +16,9 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use iclab_core::{ClassSpec, PromptBatch, PromptStrategy};
-use iclab_model::train::{check_run_config, train, TrainConfig, TrainOptions};
+use iclab_model::checkpoint::write_atomic;
+use iclab_model::lock::DirLock;
+use iclab_model::train::{check_run_config, train_locked, RunDirState, TrainConfig, TrainOptions};
 use iclab_model::{Gpt, ModelConfig};
 
 use crate::eval::ModelSource;
@@ -107,22 +109,26 @@ pub fn ensure_trained(cfg: &TrainConfig, models_dir: &Path, opts: &TrainOptions)
     let key = run_key(cfg);
     let dir = models_dir.join(&key);
     let done_path = dir.join("done.json");
+    // One writer per run folder: held from the done.json check to its write.
+    let lock = DirLock::acquire(&dir).with_context(|| format!("training {key}"))?;
     if let Some(done) = read_done(&dir).filter(|d| d.steps == cfg.steps) {
         // The key is a 64-bit hash: a finished run is reused only when its saved config trains
         // exactly as `cfg` does (a collision or an edited directory is refused).
-        check_run_config(&dir, cfg)?;
-        if let Some(c) = &opts.steps_done {
-            c.fetch_add(cfg.steps, Ordering::Relaxed);
+        // (A done.json beside no checkpoint is a run to train again: nothing of it is lost.)
+        if check_run_config(&dir, cfg)? == RunDirState::Same {
+            if let Some(c) = &opts.steps_done {
+                c.fetch_add(cfg.steps, Ordering::Relaxed);
+            }
+            return Ok(Some(Trained {
+                key,
+                dir,
+                done,
+                skipped: true,
+                seconds_now: 0.0,
+            }));
         }
-        return Ok(Some(Trained {
-            key,
-            dir,
-            done,
-            skipped: true,
-            seconds_now: 0.0,
-        }));
     }
-    let s = train(cfg, &dir, opts).with_context(|| format!("training {key}"))?;
+    let s = train_locked(cfg, &lock, opts).with_context(|| format!("training {key}"))?;
     if s.stopped_early {
         return Ok(None);
     }
@@ -132,8 +138,9 @@ pub fn ensure_trained(cfg: &TrainConfig, models_dir: &Path, opts: &TrainOptions)
         seconds: s.seconds,
         resumed_from: s.resumed_from,
     };
-    std::fs::write(&done_path, serde_json::to_string_pretty(&done)?)
+    write_atomic(&done_path, serde_json::to_string_pretty(&done)?.as_bytes())
         .with_context(|| format!("writing {}", done_path.display()))?;
+    drop(lock);
     Ok(Some(Trained {
         key,
         dir,
@@ -295,6 +302,9 @@ mod tests {
             resumed_from: None,
         };
         std::fs::write(dir.join("done.json"), serde_json::to_string(&done).unwrap()).unwrap();
+        // A run with checkpoints (one that never wrote a checkpoint would be trained afresh).
+        std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
+        std::fs::write(dir.join("checkpoints/step_00000007.safetensors"), b"").unwrap();
 
         let err = ensure_trained(&requested, &models, &TrainOptions::default()).unwrap_err();
         let msg = format!("{err:#}");
@@ -306,6 +316,70 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(t.skipped);
+        std::fs::remove_dir_all(&models).unwrap();
+    }
+
+    /// Two writers on one run folder, `iclab train`'s and `iclab reproduce`'s (or `sweep`'s): the
+    /// second is refused at once naming the first's PID, whichever starts first.
+    #[test]
+    fn two_writers_on_one_run_folder_are_refused_in_both_orders() {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let models = std::env::temp_dir().join(format!("iclab-runlock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&models);
+        let mut cfg = TrainConfig {
+            steps: 1_000_000,
+            batch_size: 2,
+            eval_every: 0,
+            checkpoint_every: 1_000_000,
+            ..TrainConfig::default()
+        };
+        cfg.model.n_layer = 1;
+        cfg.model.n_embd = 16;
+        let dir = models.join(run_key(&cfg));
+        let wait_for_holder = || {
+            let t0 = std::time::Instant::now();
+            while !std::fs::read_to_string(dir.join(iclab_model::lock::LOCK_FILE))
+                .is_ok_and(|t| t.trim() == std::process::id().to_string())
+            {
+                assert!(t0.elapsed().as_secs() < 120, "no holder");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        };
+        let expected = format!("{} is in use by PID {}", dir.display(), std::process::id());
+        for reproduce_first in [true, false] {
+            let stop = Arc::new(AtomicBool::new(false));
+            let opts = TrainOptions {
+                stop: Some(stop.clone()),
+                ..TrainOptions::default()
+            };
+            std::thread::scope(|s| {
+                let first = s.spawn(|| {
+                    if reproduce_first {
+                        ensure_trained(&cfg, &models, &opts).map(|_| ())
+                    } else {
+                        iclab_model::train::train(&cfg, &dir, &opts).map(|_| ())
+                    }
+                });
+                struct StopOnDrop(Arc<AtomicBool>);
+                impl Drop for StopOnDrop {
+                    fn drop(&mut self) {
+                        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                let _guard = StopOnDrop(stop.clone());
+                wait_for_holder();
+                let second = if reproduce_first {
+                    iclab_model::train::train(&cfg, &dir, &TrainOptions::default()).map(|_| ())
+                } else {
+                    ensure_trained(&cfg, &models, &TrainOptions::default()).map(|_| ())
+                };
+                let e = format!("{:#}", second.unwrap_err());
+                assert!(e.contains(&expected), "reproduce first: {reproduce_first}: {e}");
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                first.join().unwrap().unwrap();
+            });
+        }
         std::fs::remove_dir_all(&models).unwrap();
     }
 }

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use iclab_core::metrics;
 use iclab_core::{ClassSpec, ConfigError, PromptStrategy};
+use iclab_model::lock::DirLock;
 use iclab_model::train::{fmt_duration, read_metrics, Record, TrainConfig, TrainOptions};
 use iclab_report::{Cell, Color, Figure, Marker, Panel, Series, Table, DASHES, PALETTE};
 
@@ -504,7 +505,8 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
     if opts.dry_run {
         return Ok(summary);
     }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // One writer per sweep folder (the models under it are locked one by one as they train).
+    let _lock = DirLock::acquire(&out)?;
     write_grid(plan, &out.join("grid.toml"))?;
 
     // ---- train ----
@@ -591,7 +593,7 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
         let name = format!("grid point {}", i + 1);
         let mut models = LoadedModels::default();
         models.add_run(&name, 0, &p.config, &t.dir)?;
-        let (preds, _) = model_predictions_cached(&mut models, &name, 0, &plan.eval, &prompts, Some(&cache))?;
+        let (preds, _) = model_predictions_cached(&mut models, &name, 0, &plan.eval, &prompts, Some(&cache), &mut log)?;
         let trained_now = t.done.steps - t.done.resumed_from.unwrap_or(0);
         summary.rows.push(SweepRow {
             point: p.clone(),

@@ -8,6 +8,7 @@ mod buf;
 pub mod checkpoint;
 pub mod gpt;
 pub mod layers;
+pub mod lock;
 pub mod matmul;
 pub mod simd;
 pub mod train;

@@ -34,6 +34,7 @@ use iclab_core::{ClassSpec, Curriculum, PromptBatch, PromptSampler, PromptStrate
 use crate::adam::{clip_scale, global_norm, Adam, LrSchedule, OptimizerConfig};
 use crate::checkpoint::{self, fnv1a, write_atomic, Checkpoint};
 use crate::gpt::{Gpt, ModelConfig};
+use crate::lock::DirLock;
 
 /// Built-in presets of `iclab train --preset NAME` (TOML layered over [`TrainConfig::default`]).
 pub const PRESETS: &[(&str, &str)] = &[
@@ -179,6 +180,16 @@ impl TrainConfig {
         }
         check_at_least("batch_size", self.batch_size, 1)?;
         check_at_least("eval_prompts", self.eval_prompts, 1)?;
+        if self.optimizer.warmup_steps > self.steps {
+            return Err(ConfigError::new(
+                "optimizer.warmup_steps",
+                self.optimizer.warmup_steps,
+                format!(
+                    "an integer <= steps ({}): the warm-up is part of the training",
+                    self.steps
+                ),
+            ));
+        }
         for (field, v) in [
             ("checkpoint_every", self.checkpoint_every),
             ("log_every", self.log_every),
@@ -350,17 +361,48 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Record>> {
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
+/// What [`check_run_config`] found in a run directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunDirState {
+    /// No config.toml: a new run.
+    New,
+    /// A run with the same trajectory config: resume it (or reuse it).
+    Same,
+    /// A run that stopped before its first checkpoint (a config.toml, empty, unreadable or of
+    /// another configuration, and no checkpoint): nothing to lose, it is replaced.
+    Replaced,
+}
+
 /// Refuses `run_dir` when its saved `config.toml` would not train as `cfg` does (naming the
-/// fields); Ok when they agree or when the directory holds no config yet.
-pub fn check_run_config(run_dir: &Path, cfg: &TrainConfig) -> Result<()> {
+/// fields) and the run has checkpoints; Ok when they agree, when the directory holds no config
+/// yet, or when the run it holds never wrote a checkpoint (then it is replaced).
+pub fn check_run_config(run_dir: &Path, cfg: &TrainConfig) -> Result<RunDirState> {
     let config_path = run_dir.join("config.toml");
-    if !config_path.exists() {
-        return Ok(());
+    let text = match fs::read_to_string(&config_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RunDirState::New),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", config_path.display())),
+    };
+    let no_checkpoint = checkpoint::list(run_dir)?.is_empty();
+    if no_checkpoint && text.trim().is_empty() {
+        return Ok(RunDirState::Replaced);
     }
-    let text = fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let saved: TrainConfig =
-        toml::from_str(&text).with_context(|| format!("{} is not a valid training config", config_path.display()))?;
+    let saved: TrainConfig = match toml::from_str(&text) {
+        Ok(c) => c,
+        Err(_) if no_checkpoint => return Ok(RunDirState::Replaced),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "{} is not a valid training config (the run has checkpoints; move it away to start a fresh                      run)",
+                    config_path.display()
+                )
+            })
+        }
+    };
     let diffs = config_differences(&saved, cfg);
+    if !diffs.is_empty() && no_checkpoint {
+        return Ok(RunDirState::Replaced);
+    }
     if !diffs.is_empty() {
         bail!(
             "{} holds a run with a different configuration: {} (saved vs requested); choose another \
@@ -369,19 +411,56 @@ pub fn check_run_config(run_dir: &Path, cfg: &TrainConfig) -> Result<()> {
             diffs.join("; ")
         );
     }
-    Ok(())
+    Ok(RunDirState::Same)
+}
+
+/// Refuses to resume a run under another keep policy than the one it was started with (saved in
+/// its checkpoints): pruning would delete what the first run kept, or keep what it pruned.
+fn check_keep_policy(run_dir: &Path, saved: &TrainConfig, cfg: &TrainConfig) -> Result<()> {
+    if saved.keep_every == cfg.keep_every {
+        return Ok(());
+    }
+    let policy = |k: u64| match k {
+        0 => "only the latest checkpoint is kept".to_string(),
+        k => format!("the latest and every checkpoint at a multiple of {k} steps are kept"),
+    };
+    bail!(
+        "invalid `keep_every` = {}: allowed: {}, the keep policy {} was started with ({}); resume with \
+         `--set keep_every={}`, or start a fresh run (`iclab train --fresh`)",
+        cfg.keep_every,
+        saved.keep_every,
+        run_dir.display(),
+        policy(saved.keep_every),
+        saved.keep_every
+    )
 }
 
 /// Trains into `run_dir` (config.toml, metrics.jsonl, checkpoints/). Resumes from the latest
 /// checkpoint when `run_dir` holds one made with the same trajectory config; refuses a run_dir
-/// whose config differs, naming the fields.
+/// whose config differs, naming the fields. Holds the folder's lock ([`DirLock`]) throughout: a
+/// second writer is refused at once.
 pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let lock = DirLock::acquire(run_dir)?;
+    train_locked(cfg, &lock, opts)
+}
+
+/// [`train`] into the folder of a lock the caller holds (for callers that read or write the run
+/// folder around the training, as `iclab reproduce` does with `done.json`).
+pub fn train_locked(cfg: &TrainConfig, lock: &DirLock, opts: &TrainOptions) -> Result<TrainSummary> {
     let t0 = Instant::now();
+    let run_dir = lock.dir();
     cfg.validate()?;
     fs::create_dir_all(run_dir.join("checkpoints"))
         .with_context(|| format!("creating run directory {}", run_dir.display()))?;
     let config_path = run_dir.join("config.toml");
-    check_run_config(run_dir, cfg)?;
+    if check_run_config(run_dir, cfg)? == RunDirState::Replaced {
+        eprintln!(
+            "{} holds a run that stopped before its first checkpoint (config.toml, no checkpoint): starting it \
+             afresh",
+            run_dir.display()
+        );
+    }
     write_atomic(&config_path, toml::to_string(cfg)?.as_bytes())?;
 
     // Resume from the latest checkpoint, or start from the GPT-2 initialisation.
@@ -398,6 +477,7 @@ pub fn train(cfg: &TrainConfig, run_dir: &Path, opts: &TrainOptions) -> Result<T
                     run_dir.display()
                 )
             })?;
+            check_keep_policy(run_dir, &ck.config, cfg)?;
             gpt = Gpt::from_params(cfg.model.clone(), ck.params).map_err(|e| anyhow::anyhow!("{e}"))?;
             adam = Adam::restore(&gpt.tensors(), ck.m, ck.v, ck.step);
             resumed_from = Some(ck.step);
@@ -741,6 +821,7 @@ mod tests {
             (&["task={ class = \"sparse\", nnz = 9 }"], "task"),
             (&["name=a/b"], "name"),
             (&["log_every=0"], "log_every"),
+            (&["optimizer.warmup_steps=5001"], "optimizer.warmup_steps"),
         ];
         for (sets, field) in cases {
             let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();

@@ -160,3 +160,133 @@ fn pruning_keeps_the_last_and_every_keep_every_th() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[test]
+fn a_flipped_bit_anywhere_truncation_empty_and_junk_are_refused_naming_the_file() {
+    let dir = fresh_dir("ckpt-every-bit");
+    let cfg = small_config(5);
+    train(&cfg, &dir, &TrainOptions::default()).unwrap();
+    let (_, path) = checkpoint::latest(&dir).unwrap().unwrap();
+    let good = std::fs::read(&path).unwrap();
+    Checkpoint::from_bytes(&good).unwrap();
+    let header_end = 8 + u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    // Every byte of the length prefix and of the header (metadata included), and a sample of the
+    // tensor data: one flipped bit is never a silent load.
+    let positions = (0..header_end).chain((header_end..good.len()).step_by(61));
+    for i in positions {
+        let mut bad = good.clone();
+        bad[i] ^= 1 << (i % 8);
+        assert!(
+            Checkpoint::from_bytes(&bad).is_err(),
+            "a bit flipped at byte {i} of {} (header ends at {header_end}) was loaded",
+            good.len()
+        );
+    }
+
+    // Through the file: the error names it. A changed metadata value keeps the header readable,
+    // so the checksum is what catches it.
+    let shown = path.display().to_string();
+    let step_value = good.windows(10).position(|w| w == b"\"step\":\"5\"").unwrap() + 8;
+    let mut meta_flip = good.clone();
+    meta_flip[step_value] ^= 0x01; // "5" -> "4"
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("metadata bit", meta_flip, "checksum mismatch"),
+        ("truncated", good[..good.len() - 100].to_vec(), "truncated or corrupt"),
+        ("empty", Vec::new(), "empty"),
+        (
+            "junk",
+            b"junk junk junk junk junk junk".to_vec(),
+            "truncated or corrupt",
+        ),
+    ];
+    for (what, bytes, needle) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let e = err_text(Checkpoint::load(&path));
+        assert!(e.contains(&shown) && e.contains(needle), "{what}: {e}");
+        let e = err_text(load(&dir));
+        assert!(e.contains(&shown) && e.contains(needle), "{what} (load): {e}");
+    }
+}
+
+#[test]
+fn equal_states_give_byte_equal_files() {
+    let (a, b) = (fresh_dir("ckpt-equal-a"), fresh_dir("ckpt-equal-b"));
+    let cfg = small_config(5);
+    train(&cfg, &a, &TrainOptions::default()).unwrap();
+    train(&cfg, &b, &TrainOptions::default()).unwrap();
+    let fa = std::fs::read(checkpoint::latest(&a).unwrap().unwrap().1).unwrap();
+    let fb = std::fs::read(checkpoint::latest(&b).unwrap().unwrap().1).unwrap();
+    assert!(fa == fb, "two runs of one config wrote different checkpoint bytes");
+    let ck = Checkpoint::from_bytes(&fa).unwrap();
+    let gpt = Gpt::from_params(ck.config.model.clone(), ck.params.clone()).unwrap();
+    assert!(
+        ck.to_bytes(&gpt).unwrap() == fa,
+        "serialising the loaded state changed bytes"
+    );
+    // The metadata keys are in sorted order in the file.
+    let header_end = 8 + u64::from_le_bytes(fa[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8_lossy(&fa[8..header_end]).to_string();
+    let keys = [
+        "checksum",
+        "config",
+        "config_hash",
+        "curriculum_d",
+        "curriculum_n",
+        "format",
+        "step",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| header.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{header}");
+}
+
+#[test]
+fn resuming_with_another_keep_policy_is_refused() {
+    let dir = fresh_dir("ckpt-keep-policy");
+    let mut cfg = small_config(11);
+    cfg.checkpoint_every = 2;
+    cfg.keep_every = 4;
+    let killed = TrainOptions {
+        stop_after: Some(7),
+        ..TrainOptions::default()
+    };
+    train(&cfg, &dir, &killed).unwrap();
+    let before: Vec<u64> = checkpoint::list(&dir).unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(before, vec![4, 6]);
+    let mut other = cfg.clone();
+    other.keep_every = 0;
+    let e = err_text(train(&other, &dir, &TrainOptions::default()));
+    assert!(
+        e.contains("keep_every") && e.contains("= 0") && e.contains("--set keep_every=4"),
+        "{e}"
+    );
+    // Nothing was pruned by the refused call; the first policy resumes and finishes.
+    let after: Vec<u64> = checkpoint::list(&dir).unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(after, before);
+    train(&cfg, &dir, &TrainOptions::default()).unwrap();
+    let steps: Vec<u64> = checkpoint::list(&dir).unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(steps, vec![4, 8, 11]);
+}
+
+#[test]
+fn a_run_that_died_before_its_first_checkpoint_is_replaced() {
+    let cfg = small_config(5);
+    let mut other = cfg.clone();
+    other.optimizer.lr = 0.5;
+    for (name, text) in [
+        ("ckpt-died-other", toml::to_string(&other).unwrap()),
+        ("ckpt-died-empty", String::new()),
+        ("ckpt-died-torn", "name = \"t\"\nsteps = ".to_string()),
+    ] {
+        let dir = fresh_dir(name);
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+        std::fs::write(dir.join("metrics.jsonl"), "{\"kind\":\"train\",\"step\":0,").unwrap();
+        let s = train(&cfg, &dir, &TrainOptions::default()).unwrap();
+        assert_eq!((s.steps_done, s.resumed_from), (5, None), "{name}");
+        let saved: iclab_model::train::TrainConfig =
+            toml::from_str(&std::fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
+        assert_eq!(saved, cfg, "{name}");
+    }
+}

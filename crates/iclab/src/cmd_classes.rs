@@ -5,7 +5,7 @@ use iclab_core::{ClassSpec, PromptStrategy};
 #[derive(clap::Args)]
 pub struct Args {
     /// Dimension at which E[y^2] is shown.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = crate::at_least_one)]
     d: usize,
 }
 

@@ -111,6 +111,9 @@ pub struct Args {
     /// Run name (default derived from the task).
     #[arg(long)]
     name: Option<String>,
+    /// Overwrite curves.csv / curves.json of an earlier run in the output directory.
+    #[arg(long)]
+    force: bool,
 }
 
 /// The resolved plan of one `iclab curves` run (also what a --config file holds).
@@ -405,6 +408,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/curves").join(&name));
+
+    if !args.force {
+        let held: Vec<&str> = ["curves.csv", "curves.json"]
+            .into_iter()
+            .filter(|f| out_dir.join(f).exists())
+            .collect();
+        if !held.is_empty() {
+            anyhow::bail!(
+                "{} already holds results ({}); pass --force to overwrite them, or choose another --out or --name",
+                out_dir.display(),
+                held.join(", ")
+            );
+        }
+    }
 
     let t0 = std::time::Instant::now();
     let prompts = sampler.prompts(cfg.seed, Purpose::Eval, cfg.prompts, cfg.n, cfg.d);

@@ -31,8 +31,11 @@ pub struct Args {
     presets: Option<PathBuf>,
     /// Models trained side by side (default: one per worker thread, see --threads); the results do
     /// not depend on it.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     train_jobs: Option<usize>,
+    /// Replace a report in --out that covers more experiments than this run (a partial `--only`).
+    #[arg(long)]
+    force: bool,
     /// Exit with status 3 when a required finding does not hold.
     #[arg(long)]
     strict: bool,
@@ -60,6 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         progress: true,
         stop: Some(stop),
         train_jobs: args.train_jobs,
+        force: args.force,
     };
     let summary = reproduce::run(&opts)?;
     if !summary.complete {

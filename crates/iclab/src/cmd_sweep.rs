@@ -20,7 +20,7 @@ pub struct Args {
     out: Option<PathBuf>,
     /// Models trained side by side (default: one per worker thread, see --threads); the results do
     /// not depend on it.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::at_least_one)]
     jobs: Option<usize>,
     /// Print the grid points, their run keys and which are trained already; train nothing.
     #[arg(long)]

@@ -6,7 +6,7 @@
 //! ```
 //! Config layers: TrainConfig defaults (or the preset) -> the TOML file -> `--set` overrides.
 //! Writes `<out>/<name>/` (config.toml, metrics.jsonl, checkpoints/). Running the same command
-//! again resumes from the last checkpoint; Ctrl-C writes a checkpoint and exits.
+//! again resumes from the last checkpoint; Ctrl-C writes a checkpoint and exits with status 130.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let opts = TrainOptions {
         progress: !args.quiet,
-        stop: Some(stop),
+        stop: Some(stop.clone()),
         stop_after: None,
         steps_done: None,
     };
@@ -113,6 +113,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     if s.stopped_early {
         eprintln!("run the same command again to resume");
+    }
+    if stop.load(Ordering::SeqCst) {
+        // Interrupted (the checkpoint is written): the shell's convention for SIGINT, 128 + 2.
+        std::process::exit(130);
     }
     Ok(())
 }

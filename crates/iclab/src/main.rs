@@ -20,7 +20,7 @@ mod cmd_train;
 #[command(name = "iclab", version, about, long_about = None)]
 struct Cli {
     /// Worker threads (default: all cores). Results do not depend on it.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = at_least_one)]
     threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
@@ -42,6 +42,16 @@ enum Command {
     Reproduce(cmd_reproduce::Args),
     /// Train a grid of configs (base + lists of varied keys) and tabulate their ICL errors.
     Sweep(cmd_sweep::Args),
+}
+
+/// Parses a count that must be >= 1 (threads, jobs, a dimension): 0 is refused with the rule,
+/// never silently raised to 1.
+pub fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("allowed: an integer >= 1 (0 would do no work)".to_string()),
+        Ok(v) => Ok(v),
+        Err(_) => Err(format!("allowed: an integer >= 1 (`{s}` is not one)")),
+    }
 }
 
 /// Reads an optional `--config` / experiment file: (its name for error messages, its text).
@@ -73,7 +83,7 @@ fn main() {
     reset_sigpipe();
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(t).build_global() {
             eprintln!("error: could not start {t} threads: {e}");
             std::process::exit(2);
         }
