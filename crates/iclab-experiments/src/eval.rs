@@ -108,9 +108,9 @@ enum Cached {
 
 fn cache_checksum(key: &str, values: &[u8]) -> u64 {
     let mut acc = Vec::with_capacity(16);
-    acc.extend_from_slice(&iclab_model::checkpoint::fnv1a(key.as_bytes()).to_le_bytes());
-    acc.extend_from_slice(&iclab_model::checkpoint::fnv1a(values).to_le_bytes());
-    iclab_model::checkpoint::fnv1a(&acc)
+    acc.extend_from_slice(&iclab_model::hash::fnv1a(key.as_bytes()).to_le_bytes());
+    acc.extend_from_slice(&iclab_model::hash::fnv1a(values).to_le_bytes());
+    iclab_model::hash::fnv1a(&acc)
 }
 
 impl Cache<'_> {

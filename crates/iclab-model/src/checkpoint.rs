@@ -49,8 +49,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::config::{config_differences, TrainConfig};
 use crate::gpt::{Gpt, ModelConfig};
-use crate::train::{config_differences, TrainConfig};
+use crate::hash::fnv1a;
 
 /// Tag of the format written here; a file without it is not an iclab checkpoint.
 pub const FORMAT: &str = "iclab-checkpoint-v2";
@@ -66,21 +67,6 @@ pub struct Checkpoint {
     /// Adam first and second moments, [num_params] each.
     pub m: Vec<f32>,
     pub v: Vec<f32>,
-}
-
-/// 64-bit FNV-1a over 8-byte words (fast enough for 100 MB checkpoints, and any flipped bit or
-/// swapped word changes it). Also used for config hashes.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        h = (h ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))).wrapping_mul(PRIME);
-    }
-    for &b in words.remainder() {
-        h = (h ^ b as u64).wrapping_mul(PRIME);
-    }
-    h ^ bytes.len() as u64
 }
 
 fn to_bytes(v: &[f32]) -> Vec<u8> {
