@@ -502,7 +502,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let e = plan();
         let prompts = prompts(&e).unwrap();
-        let b = crate::baselines::make_with("least_squares", &[], &e).unwrap();
+        let b = crate::baselines::make_with("least_squares", |_| None, &e.target()).unwrap();
         let mut lines = Vec::new();
         let (fresh, now) =
             baseline_predictions_cached(&b, &e, &prompts, Some(&dir), &mut |s| lines.push(s.to_string())).unwrap();
