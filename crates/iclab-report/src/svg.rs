@@ -884,14 +884,24 @@ fn draw_frame_and_labels(s: &mut String, p: &Panel, g: &Geometry) {
         );
     }
     if !p.title.is_empty() {
+        // A title wider than its panel would run into the next one's: it shrinks to fit (down to
+        // the tick size), and beyond that is cut with an ellipsis.
+        let room = g.px1 - g.px0 + 16.0;
+        let size = (FS_TITLE * room / text_width(&p.title, FS_TITLE).max(1.0)).clamp(FS_TICK, FS_TITLE);
+        let mut shown = p.title.clone();
+        let mut keep = p.title.chars().count();
+        while text_width(&shown, size) > room && keep > 1 {
+            keep -= 1;
+            shown = format!("{}…", p.title.chars().take(keep).collect::<String>().trim_end());
+        }
         text(
             s,
             (g.px0 + g.px1) / 2.0,
             g.oy + 6.0 + FS_TITLE * 0.8,
-            FS_TITLE,
+            size,
             "middle",
             TEXT,
-            &p.title,
+            &shown,
         );
     }
 }

@@ -247,3 +247,16 @@ fn single_panel_legend_avoids_the_data() {
     let (w, _) = fig.size();
     assert!(attr("x") > w / 2.0 && attr("y") < 60.0, "{tag}");
 }
+
+#[test]
+fn panel_titles_wider_than_their_panel_shrink_then_are_cut() {
+    let long = "convex prompts: convex(0.5 dense, 0.5 sinusoid(omega=lognormal(2,0.5)))".repeat(2);
+    let svg = Figure::new("t", "long titles")
+        .panel(Panel::new(&long).series(Series::line("s", vec![0.0, 1.0], vec![1.0, 0.5])))
+        .panel(Panel::new("short").series(Series::line("s", vec![0.0, 1.0], vec![1.0, 0.5])))
+        .to_svg();
+    parse_svg(&svg).unwrap();
+    assert!(!svg.contains(&long), "the long title is drawn whole");
+    assert!(svg.contains("convex prompts: convex(0.5") && svg.contains('…'));
+    assert!(svg.contains(">short</text>"));
+}
