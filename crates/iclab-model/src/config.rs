@@ -173,7 +173,56 @@ impl TrainConfig {
                 return Err(ConfigError::new(field, v, "an integer >= 1"));
             }
         }
+        if let Some(total) = machine_memory() {
+            self.check_memory(total)?;
+        }
         Ok(())
+    }
+
+    /// Estimated bytes for (parameters, activations) of a training step: parameters, gradients
+    /// and Adam's two moments (4 x 4 bytes each), and per token and layer about 16 E + 2 H T
+    /// activations, kept for the backward pass and matched by its buffers (x 2). An upper
+    /// estimate: it is only there to refuse absurd sizes before the allocator aborts.
+    pub fn memory_estimate(&self) -> (f64, f64) {
+        let m = &self.model;
+        let (e, l, h) = (m.n_embd as f64, m.n_layer as f64, m.n_head as f64);
+        let t = m.block_size() as f64;
+        // Layout sizes grow as 12 L E^2: counted in floats, not usize, so no size overflows.
+        let params = 12.0 * l * e * e + 13.0 * l * e + e * (t + 2.0 * m.d as f64 + 4.0);
+        let acts = self.batch_size.max(self.eval_prompts) as f64 * t * l * (16.0 * e + 2.0 * h * t);
+        (16.0 * params, 2.0 * 4.0 * acts)
+    }
+
+    /// Refuses a config whose training would not fit in `total` bytes, naming the field that
+    /// dominates the estimate.
+    pub fn check_memory(&self, total: u64) -> Valid {
+        let (params, acts) = self.memory_estimate();
+        if params + acts <= total as f64 {
+            return Ok(());
+        }
+        let gib = |b: f64| format!("{:.3} GiB", b / (1u64 << 30) as f64);
+        // The model is at fault when even one prompt per batch would not fit; then the batch.
+        let one_prompt = acts / self.batch_size.max(self.eval_prompts) as f64;
+        let (field, value) = if params + one_prompt > total as f64 && self.model.n_layer * 16 > self.model.n_embd {
+            ("model.n_layer", self.model.n_layer)
+        } else if params + one_prompt > total as f64 {
+            ("model.n_embd", self.model.n_embd)
+        } else if self.batch_size >= self.eval_prompts {
+            ("batch_size", self.batch_size)
+        } else {
+            ("eval_prompts", self.eval_prompts)
+        };
+        Err(ConfigError::new(
+            field,
+            value,
+            format!(
+                "a size whose training fits in this machine's {} of memory (estimated: {} for \
+                 parameters, gradients and Adam, {} for activations)",
+                gib(total as f64),
+                gib(params),
+                gib(acts)
+            ),
+        ))
     }
 
     /// The config with the fields that do not change the trajectory (parameters and losses) reset:
@@ -199,6 +248,15 @@ impl TrainConfig {
     pub fn trajectory_hash(&self) -> u64 {
         fnv1a(toml::to_string(&self.trajectory_view()).unwrap_or_default().as_bytes())
     }
+}
+
+/// Physical memory in bytes (Linux: MemTotal of /proc/meminfo); None where it cannot be read, and
+/// then no size is refused.
+pub fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The names of the built-in presets, for error messages.
@@ -389,5 +447,19 @@ mod tests {
         let mut k2 = k.clone();
         k2.steps *= 2;
         assert!(config_differences(&k, &k2).is_empty());
+    }
+
+    #[test]
+    fn sizes_that_cannot_fit_are_refused_naming_the_field() {
+        let c = TrainConfig::preset("tiny").unwrap();
+        let (params, _) = c.memory_estimate();
+        // The estimate counts at least the real parameters (x 16 bytes: weights, grads, Adam).
+        assert!(params >= 16.0 * c.model.num_params() as f64, "{params}");
+        assert!(c.check_memory(1 << 40).is_ok());
+        let e = c.check_memory(1024).unwrap_err();
+        assert!(e.allowed.contains("fits in this machine's"), "{e}");
+        let mut big = c.clone();
+        big.batch_size = 1 << 40;
+        assert_eq!(big.check_memory(1 << 40).unwrap_err().field, "batch_size");
     }
 }

@@ -120,6 +120,34 @@ fn bad_input_is_refused_with_the_rule() {
             args(&["`steps` = 0", ">= 1"]),
         ),
         (args(&["curves", "--set", "d"]), 1, args(&["`--set`", "e.g. d=20"])),
+        // Absurd sizes are refused before anything is allocated, naming the field.
+        (
+            args(&[
+                "train",
+                "--preset",
+                "tiny",
+                "--set",
+                "model.n_embd=1000000",
+                "--set",
+                "model.n_head=1",
+            ]),
+            1,
+            args(&[
+                "`model.n_embd` = 1000000",
+                "fits in this machine's",
+                "GiB for parameters",
+            ]),
+        ),
+        (
+            args(&["train", "--preset", "tiny", "--set", "model.n_layer=100000000"]),
+            1,
+            args(&["`model.n_layer` = 100000000", "fits in this machine's"]),
+        ),
+        (
+            args(&["train", "--preset", "tiny", "--set", "batch_size=1000000000000"]),
+            1,
+            args(&["`batch_size` = 1000000000000", "GiB for activations"]),
+        ),
         (
             with(&["--name", "busy"]),
             1,
