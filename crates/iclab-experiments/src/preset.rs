@@ -59,8 +59,11 @@ pub struct Preset {
     raw: Option<toml::Table>,
 }
 
+/// Seed of the evaluation prompts when a preset (or a sweep grid) names none.
+pub const DEFAULT_EVAL_SEED: u64 = 1_000_003;
+
 fn default_eval_seed() -> u64 {
-    1_000_003
+    DEFAULT_EVAL_SEED
 }
 
 /// Everything that changes with the scale.
@@ -308,6 +311,13 @@ pub enum CriterionKind {
 impl CriterionKind {
     fn is_finding(&self) -> bool {
         *self == CriterionKind::Finding
+    }
+    /// As findings.csv and summary.json write it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CriterionKind::Finding => "finding",
+            CriterionKind::Power => "power",
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use iclab_report::{Cell, Report, Section, Table};
 
 use crate::findings::{self, FindingResult};
 use crate::outputs;
-use crate::preset::{self, CriterionKind, Plan, Preset};
+use crate::preset::{self, Plan, Preset};
 use crate::runs::{self, LoadedModels, TrainEvent};
 
 /// What to run.
@@ -401,6 +401,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     );
     for f in &findings_all {
         for c in &f.checks {
+            let per_seed = |side: fn(&(f64, f64)) -> f64| {
+                c.per_seed
+                    .iter()
+                    .map(|p| side(p).to_string())
+                    .collect::<Vec<_>>()
+                    .join(";")
+            };
             ft.push(vec![
                 Cell::from(f.id.as_str()),
                 Cell::from(if f.required { "yes" } else { "no" }),
@@ -414,25 +421,10 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                 Cell::from(c.seeds_passed),
                 Cell::from(c.seeds),
                 Cell::from(f.verdict().label()),
-                Cell::from(match c.criterion.kind {
-                    CriterionKind::Finding => "finding",
-                    CriterionKind::Power => "power",
-                }),
+                Cell::from(c.criterion.kind.label()),
                 // Each seed's own measurement, `;`-separated (empty with one seed).
-                Cell::from(
-                    c.per_seed
-                        .iter()
-                        .map(|p| format!("{}", p.0))
-                        .collect::<Vec<_>>()
-                        .join(";"),
-                ),
-                Cell::from(
-                    c.per_seed
-                        .iter()
-                        .map(|p| format!("{}", p.1))
-                        .collect::<Vec<_>>()
-                        .join(";"),
-                ),
+                Cell::from(per_seed(|p| p.0)),
+                Cell::from(per_seed(|p| p.1)),
             ]);
         }
     }
@@ -461,10 +453,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                         left: c.left,
                         op: c.criterion.op.symbol(),
                         right: c.right,
-                        kind: match c.criterion.kind {
-                            crate::preset::CriterionKind::Finding => "finding",
-                            crate::preset::CriterionKind::Power => "power",
-                        },
+                        kind: c.criterion.kind.label(),
                         passed: c.passed,
                         seeds_passed: c.seeds_passed,
                         per_seed: c.per_seed.clone(),

@@ -41,8 +41,8 @@ use crate::runs::{self, LoadedModels, TrainEvent};
 pub const DEFAULT_SCALE: &str = "laptop";
 /// Evaluation prompts when the grid names no number.
 pub const DEFAULT_EVAL_PROMPTS: usize = 512;
-/// Seed of the evaluation prompts when the grid names none.
-pub const DEFAULT_EVAL_SEED: u64 = 1_000_003;
+/// Seed of the evaluation prompts when the grid names none: the presets' own.
+pub use crate::preset::DEFAULT_EVAL_SEED;
 /// `final_loss` is the mean logged training loss over the last this many steps.
 pub const FINAL_LOSS_WINDOW: u64 = 100;
 

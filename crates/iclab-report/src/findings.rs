@@ -226,7 +226,9 @@ impl Finding {
 
     /// One line: verdict, the deciding numbers (the failing power checks when untestable, else
     /// the failing finding checks, else every finding check) and the seeds that hold.
-    pub fn headline(&self) -> String {
+    /// The deciding numbers (failing power checks, else failing criteria, else all) and how
+    /// many seeds hold.
+    pub fn deciding(&self) -> String {
         let failing_power: Vec<&Check> = self
             .checks
             .iter()
@@ -243,13 +245,16 @@ impl Finding {
         let numbers = deciding.iter().map(|c| c.criterion()).collect::<Vec<_>>().join("; ");
         let seeds = self.seeds();
         format!(
-            "{} {}: {numbers} (holds on {} of {seeds} seed{}, {} needed)",
-            self.id,
-            self.verdict().label(),
+            "{numbers} (holds on {} of {seeds} seed{}, {} needed)",
             self.seeds_holding(),
             if seeds == 1 { "" } else { "s" },
             seeds_needed(seeds)
         )
+    }
+
+    /// One line: id, verdict and [`Finding::deciding`].
+    pub fn headline(&self) -> String {
+        format!("{} {}: {}", self.id, self.verdict().label(), self.deciding())
     }
 }
 

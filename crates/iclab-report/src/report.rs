@@ -421,9 +421,7 @@ fn headlines_html(all: &[&Finding]) -> String {
     for f in all {
         let v = f.verdict().label();
         // The badge says the verdict; the text after it need not say it again.
-        let text = f
-            .headline()
-            .replacen(&format!("{} {v}:", f.id), &format!("{}:", f.id), 1);
+        let text = format!("{}: {}", f.id, f.deciding());
         h.push_str(&format!(
             "<li><span class=\"badge {v}\">{v}</span> {}</li>\n",
             html_escape(&text)
