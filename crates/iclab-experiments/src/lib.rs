@@ -16,6 +16,7 @@ pub mod outputs;
 pub mod preset;
 pub mod reproduce;
 pub mod runs;
+pub mod slurm;
 pub mod sweep;
 
 pub use preset::{Plan, Preset};

@@ -28,6 +28,7 @@ use crate::findings::{self, FindingResult};
 use crate::outputs;
 use crate::preset::{self, Plan, Preset};
 use crate::runs::{self, LoadedModels, TrainEvent};
+use crate::slurm;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -49,6 +50,9 @@ pub struct Options {
     pub train_jobs: Option<usize>,
     /// Replace a report of more experiments than this run selects.
     pub force: bool,
+    /// Train nothing: report on the folder's models, or fail naming those that are not finished
+    /// (`iclab reproduce --collect`, the collect job of `--slurm`).
+    pub collect: bool,
 }
 
 /// The result of a run.
@@ -167,17 +171,40 @@ fn check_not_partial(out: &Path, ids: &[String]) -> anyhow::Result<()> {
     )
 }
 
+/// The selected presets, each resolved at the run's scale and seeds.
+pub fn plans(opts: &Options) -> anyhow::Result<Vec<Plan>> {
+    let presets = load_presets(opts.presets.as_deref())?;
+    let selected = preset::select(&presets, &opts.only)?;
+    Ok(selected
+        .iter()
+        .map(|p| p.plan(&opts.scale, opts.seeds))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Every distinct model of `plans` once, in order of first use: (run key, training config, the
+/// `experiment:model` names that use it).
+pub fn distinct_models(plans: &[Plan]) -> anyhow::Result<Vec<(String, TrainConfig, Vec<String>)>> {
+    let mut distinct: Vec<(String, TrainConfig, Vec<String>)> = Vec::new();
+    for plan in plans {
+        for m in &plan.models {
+            let cfg = runs::train_config(m)?;
+            let key = runs::run_key(&cfg);
+            let user = format!("{}:{}", plan.preset.id, m.name);
+            match distinct.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, _, users)) => users.push(user),
+                None => distinct.push((key, cfg, vec![user])),
+            }
+        }
+    }
+    Ok(distinct)
+}
+
 /// Runs the experiments (see the module docs).
 pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     let t0 = Instant::now();
     // One writer per output folder (the models under it are locked one by one as they train).
     let _lock = DirLock::acquire(&opts.out)?;
-    let presets = load_presets(opts.presets.as_deref())?;
-    let selected = preset::select(&presets, &opts.only)?;
-    let plans: Vec<Plan> = selected
-        .iter()
-        .map(|p| p.plan(&opts.scale, opts.seeds))
-        .collect::<Result<_, _>>()?;
+    let plans = plans(opts)?;
     if !opts.force {
         let ids: Vec<String> = plans.iter().map(|p| p.preset.id.clone()).collect();
         check_not_partial(&opts.out, &ids)?;
@@ -204,16 +231,18 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
 
     // ---- train every distinct model once ----
     let models_dir = opts.out.join("models");
-    let mut distinct: Vec<(String, TrainConfig, Vec<String>)> = Vec::new();
-    for plan in &plans {
-        for m in &plan.models {
-            let cfg = runs::train_config(m)?;
-            let key = runs::run_key(&cfg);
-            let user = format!("{}:{}", plan.preset.id, m.name);
-            match distinct.iter_mut().find(|(k, _, _)| *k == key) {
-                Some((_, _, users)) => users.push(user),
-                None => distinct.push((key, cfg, vec![user])),
-            }
+    let distinct = distinct_models(&plans)?;
+    if opts.collect {
+        let cfgs: Vec<&TrainConfig> = distinct.iter().map(|(_, cfg, _)| cfg).collect();
+        let missing = slurm::missing(&opts.out, &cfgs);
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "{} of {} models are not trained in {}; no report written:\n  {}",
+                missing.len(),
+                cfgs.len(),
+                models_dir.display(),
+                missing.join("\n  ")
+            );
         }
     }
     let (jobs, threads_per_job) = runs::split_threads(opts.train_jobs, distinct.len());

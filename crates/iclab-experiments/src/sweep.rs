@@ -12,6 +12,7 @@
 //! <out>/grid.toml                  the input grid, then the resolved plan as comments
 //! <out>/sweep.csv                  one row per grid point (columns: see `SweepRow` / README)
 //! <out>/baselines.csv              one row per baseline
+//! <out>/timings.csv                steps/s and seconds of each grid point's training
 //! <out>/sweep.svg, sweep.png       error at the chosen ks against each varied key
 //! <out>/models/<run key>/          training runs        <out>/cache/   cached predictions
 //! ```
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use iclab_core::metrics;
 use iclab_core::{ClassSpec, ConfigError, PromptStrategy};
+use iclab_model::checkpoint::write_atomic;
 use iclab_model::lock::DirLock;
 use iclab_model::train::{fmt_duration, read_metrics, Record, TrainConfig, TrainOptions};
 use iclab_report::{Cell, Color, Figure, Marker, Panel, Series, Table, DASHES, PALETTE};
@@ -36,6 +38,7 @@ use crate::baselines;
 use crate::eval::{self, baseline_predictions_cached, model_predictions_cached};
 use crate::preset::{EvalPlan, ModelDecl, Preset};
 use crate::runs::{self, LoadedModels, TrainEvent};
+use crate::slurm;
 
 /// Scale of a preset base when the grid names none.
 pub const DEFAULT_SCALE: &str = "laptop";
@@ -161,6 +164,8 @@ pub struct SweepPlan {
     pub ks: Vec<usize>,
     /// The base preset's models (what `bayes:<model>` refers to; empty for a config base).
     pub models: Vec<ModelDecl>,
+    /// The folder the grid's relative paths are taken from.
+    pub dir: PathBuf,
 }
 
 fn invalid(field: impl Into<String>, value: impl std::fmt::Display, allowed: impl Into<String>) -> anyhow::Error {
@@ -184,8 +189,45 @@ impl Grid {
 pub fn plan(path: &Path) -> anyhow::Result<SweepPlan> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading grid file {}", path.display()))?;
     let grid = Grid::parse(&path.display().to_string(), &text)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // `grid.toml` has the parent "", which names no folder.
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     resolve(grid, text, dir).with_context(|| format!("in grid file {}", path.display()))
+}
+
+/// Saves what `--collect` needs to plan the sweep again, from any machine that sees `out`: the
+/// grid's text (`slurm/grid.toml`) and the folder its relative paths are taken from
+/// (`slurm/grid_dir`).
+pub fn write_collect_files(plan: &SweepPlan, out: &Path) -> anyhow::Result<()> {
+    let dir = out.join(slurm::SLURM_DIR);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let base = std::path::absolute(&plan.dir).with_context(|| format!("resolving {}", plan.dir.display()))?;
+    write_atomic(&dir.join("grid.toml"), plan.text.as_bytes())?;
+    write_atomic(&dir.join("grid_dir"), base.display().to_string().as_bytes())?;
+    Ok(())
+}
+
+/// The plan of the sweep whose output folder is `out` (`iclab sweep --collect`): from the files of
+/// [`write_collect_files`], else from `out/grid.toml` with relative paths taken from `out`.
+pub fn plan_collect(out: &Path) -> anyhow::Result<SweepPlan> {
+    let saved = out.join(slurm::SLURM_DIR).join("grid.toml");
+    let (path, dir) = if saved.is_file() {
+        let at = out.join(slurm::SLURM_DIR).join("grid_dir");
+        let dir = std::fs::read_to_string(&at).with_context(|| format!("reading {}", at.display()))?;
+        (saved, PathBuf::from(dir.trim()))
+    } else {
+        (out.join("grid.toml"), out.to_path_buf())
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {}: --collect takes the output folder of a sweep (it holds grid.toml)",
+            path.display()
+        )
+    })?;
+    let grid = Grid::parse(&path.display().to_string(), &text)?;
+    resolve(grid, text, &dir).with_context(|| format!("in grid file {}", path.display()))
 }
 
 /// Resolves a parsed grid; relative paths in it are taken from `dir`.
@@ -394,6 +436,7 @@ pub fn resolve(grid: Grid, text: String, dir: &Path) -> anyhow::Result<SweepPlan
         eval,
         ks,
         models,
+        dir: dir.to_path_buf(),
     })
 }
 
@@ -410,6 +453,9 @@ pub struct Options {
     pub progress: bool,
     /// Set by Ctrl-C: training checkpoints and the sweep stops (rerun to resume).
     pub stop: Option<Arc<AtomicBool>>,
+    /// Train nothing: evaluate the folder's models, or fail naming those that are not finished
+    /// (`iclab sweep --collect`, the collect job of `--slurm`).
+    pub collect: bool,
 }
 
 /// One row of sweep.csv.
@@ -507,10 +553,23 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
     }
     // One writer per sweep folder (the models under it are locked one by one as they train).
     let _lock = DirLock::acquire(&out)?;
+    let cfgs: Vec<&TrainConfig> = plan.points.iter().map(|p| &p.config).collect();
+    if opts.collect {
+        let missing = slurm::missing(&out, &cfgs);
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "{} of {} models of sweep {} are not trained in {}; nothing written:\n  {}",
+                missing.len(),
+                cfgs.len(),
+                plan.grid.name,
+                out.join("models").display(),
+                missing.join("\n  ")
+            );
+        }
+    }
     write_grid(plan, &out.join("grid.toml"))?;
 
     // ---- train ----
-    let cfgs: Vec<&TrainConfig> = plan.points.iter().map(|p| &p.config).collect();
     let split = runs::split_threads(opts.jobs, cfgs.len());
     eprintln!(
         "training into {} ({} at a time, {} thread(s) each)",
@@ -609,6 +668,7 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
     let (sweep_t, baselines_t) = tables(plan, &summary);
     std::fs::write(out.join("sweep.csv"), sweep_t.to_csv()).context("writing sweep.csv")?;
     std::fs::write(out.join("baselines.csv"), baselines_t.to_csv()).context("writing baselines.csv")?;
+    std::fs::write(out.join("timings.csv"), timings(plan, &summary).to_csv()).context("writing timings.csv")?;
     figure(plan, &summary)
         .write(&out)
         .context("writing sweep.svg / sweep.png")?;
@@ -619,6 +679,10 @@ pub fn run(plan: &SweepPlan, opts: &Options) -> anyhow::Result<Summary> {
 /// The grid file as given, then the resolved plan as comments (so the copy still parses as a grid).
 fn write_grid(plan: &SweepPlan, path: &Path) -> anyhow::Result<()> {
     let mut text = plan.text.clone();
+    // A grid read back from an output folder (`--collect`) already carries its plan.
+    if let Some(i) = text.find("\n# Resolved plan: ") {
+        text.truncate(i);
+    }
     if !text.ends_with('\n') {
         text.push('\n');
     }
@@ -664,16 +728,13 @@ fn value_cell(v: &toml::Value) -> Cell {
     }
 }
 
-/// sweep.csv and baselines.csv (errors for k = 1..n-1).
+/// sweep.csv and baselines.csv (errors for k = 1..n-1): what the models and baselines compute,
+/// the same bits wherever they were trained (timings are in [`timings`]).
 pub fn tables(plan: &SweepPlan, s: &Summary) -> (Table, Table) {
     let n = plan.eval.n;
     let err_cols: Vec<String> = (1..n).map(|k| format!("err_k{k}")).collect();
     let mut header: Vec<String> = plan.grid.vary.keys().cloned().collect();
-    header.extend(
-        ["run_key", "steps", "final_loss", "steps_per_s", "wall_s"]
-            .iter()
-            .map(|h| h.to_string()),
-    );
+    header.extend(["run_key", "steps", "final_loss"].iter().map(|h| h.to_string()));
     header.extend(err_cols.iter().cloned());
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut sweep = Table::new("sweep", &header);
@@ -683,8 +744,6 @@ pub fn tables(plan: &SweepPlan, s: &Summary) -> (Table, Table) {
             Cell::from(r.point.key.as_str()),
             Cell::from(r.steps),
             Cell::from(r.final_loss),
-            Cell::from(r.steps_per_s),
-            Cell::from(r.wall_s),
         ]);
         row.extend(r.err[1..].iter().map(|&e| Cell::from(e)));
         sweep.push(row);
@@ -699,6 +758,25 @@ pub fn tables(plan: &SweepPlan, s: &Summary) -> (Table, Table) {
         base.push(row);
     }
     (sweep, base)
+}
+
+/// timings.csv: per grid point, the steps and seconds of the training call that finished its run
+/// (from its done.json; machine-dependent, unlike sweep.csv).
+pub fn timings(plan: &SweepPlan, s: &Summary) -> Table {
+    let mut header: Vec<String> = plan.grid.vary.keys().cloned().collect();
+    header.extend(["run_key", "steps_per_s", "wall_s"].iter().map(|h| h.to_string()));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new("timings", &header);
+    for r in &s.rows {
+        let mut row: Vec<Cell> = r.point.values.iter().map(|(_, v)| value_cell(v)).collect();
+        row.extend([
+            Cell::from(r.point.key.as_str()),
+            Cell::from(r.steps_per_s),
+            Cell::from(r.wall_s),
+        ]);
+        t.push(row);
+    }
+    t
 }
 
 /// The compact table of stdout: the varied values, final loss and the errors at the chosen ks,

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use iclab_experiments::reproduce::{self, Options};
+use iclab_experiments::slurm;
+
+use crate::slurm_args::{self, SlurmArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,9 +42,21 @@ pub struct Args {
     /// Exit with status 3 when a required finding does not hold.
     #[arg(long)]
     strict: bool,
+    /// Train nothing: report on the models in --out (a --slurm submission's collect job runs this),
+    /// or name each model that is missing, and why.
+    #[arg(long, conflicts_with = "slurm")]
+    collect: bool,
+    /// With --slurm: write and print the job scripts under <out>/slurm/, submit nothing.
+    #[arg(long, requires = "slurm")]
+    dry_run: bool,
+    #[command(flatten)]
+    cluster: SlurmArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.cluster.slurm {
+        return submit(&args);
+    }
     // First Ctrl-C: the model in training checkpoints and the command returns (rerun to resume).
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -64,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop: Some(stop),
         train_jobs: args.train_jobs,
         force: args.force,
+        collect: args.collect,
     };
     let summary = reproduce::run(&opts)?;
     if !summary.complete {
@@ -78,4 +94,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         std::process::exit(3);
     }
     Ok(())
+}
+
+/// `--slurm`: every distinct model as a job array, then `iclab reproduce --collect` (with this
+/// run's scale, seeds, experiments and presets) after it.
+fn submit(args: &Args) -> anyhow::Result<()> {
+    let out = std::path::absolute(&args.out).with_context(|| format!("resolving {}", args.out.display()))?;
+    let presets = args
+        .presets
+        .as_ref()
+        .map(|p| std::path::absolute(p).with_context(|| format!("resolving {}", p.display())))
+        .transpose()?;
+    let opts = Options {
+        scale: args.scale.clone(),
+        only: args.only.clone(),
+        seeds: args.seeds,
+        out: out.clone(),
+        presets: presets.clone(),
+        progress: false,
+        stop: None,
+        train_jobs: None,
+        force: args.force,
+        collect: true,
+    };
+    let plans = reproduce::plans(&opts)?;
+    let distinct = reproduce::distinct_models(&plans)?;
+    let cfgs: Vec<_> = distinct.iter().map(|(_, cfg, _)| cfg).collect();
+    let mut collect: Vec<String> = ["reproduce", "--collect", "--scale", &args.scale, "--seeds"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    collect.push(args.seeds.to_string());
+    collect.extend(["--out".to_string(), out.display().to_string()]);
+    if !args.only.is_empty() {
+        collect.extend(["--only".to_string(), args.only.join(",")]);
+    }
+    if let Some(p) = &presets {
+        collect.extend(["--presets".to_string(), p.display().to_string()]);
+    }
+    if args.force {
+        collect.push("--force".to_string());
+    }
+    if args.strict {
+        collect.push("--strict".to_string());
+    }
+    let prepared = slurm::prepare(
+        &out,
+        &format!("reproduce-{}", args.scale),
+        &cfgs,
+        &collect,
+        &args.cluster.iclab()?,
+        &args.cluster.resources(),
+    )?;
+    // One writer per output folder while the submission's files are written.
+    let _lock = iclab_model::lock::DirLock::acquire(&out)?;
+    slurm_args::submit(&prepared, args.dry_run)
 }

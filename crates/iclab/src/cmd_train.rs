@@ -38,9 +38,20 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Train one model of a Slurm manifest (`<out>/slurm/manifest-*.txt`, written by `--slurm`) into
+    /// `<out>/models/<key>`, skipping it when finished and resuming it when interrupted: what each
+    /// array task runs (docs/cluster.md).
+    #[arg(long, requires = "index", conflicts_with_all = ["config", "preset", "sets", "name", "fresh"])]
+    manifest: Option<PathBuf>,
+    /// The manifest line to train (0-based; the array task's $SLURM_ARRAY_TASK_ID).
+    #[arg(long, requires = "manifest")]
+    index: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let (Some(manifest), Some(index)) = (&args.manifest, args.index) {
+        return manifest_task(manifest, index, args.quiet);
+    }
     if args.config.is_none() && args.preset.is_none() {
         bail!(
             "give an experiment TOML (`iclab train experiment.toml`) or a preset (`iclab train --preset NAME`, \
@@ -60,18 +71,7 @@ pub fn run(args: Args) -> Result<()> {
     )?;
     let (cfg, run_dir) = pick_run_dir(cfg, &args.out, args.fresh)?;
 
-    // Ctrl-C: the first asks the loop to stop after the current step (with a checkpoint); a second
-    // one exits at once (the last checkpoint on disk is still valid: writes are atomic).
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\ninterrupted again: exiting without a final checkpoint");
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping after this step (writing a checkpoint; Ctrl-C again to quit now)");
-    })
-    .context("installing the Ctrl-C handler")?;
+    let stop = stop_on_signal()?;
 
     eprintln!(
         "training {} ({} parameters: d {} n {} layers {} heads {} width {}) on {} for {} steps, batch {}, into {}",
@@ -117,6 +117,53 @@ pub fn run(args: Args) -> Result<()> {
     if stop.load(Ordering::SeqCst) {
         // Interrupted (the checkpoint is written): the shell's convention for SIGINT, 128 + 2.
         std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// Ctrl-C (or SIGTERM, as Slurm sends at a time limit or scancel): the first asks the loop to stop
+/// after the current step (with a checkpoint); a second one exits at once (the last checkpoint on
+/// disk is still valid: writes are atomic).
+fn stop_on_signal() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without a final checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: stopping after this step, with a checkpoint (interrupt again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// `--manifest M --index I`: one array task of a Slurm submission.
+fn manifest_task(manifest: &Path, index: usize, quiet: bool) -> Result<()> {
+    let stop = stop_on_signal()?;
+    let opts = TrainOptions {
+        progress: !quiet,
+        stop: Some(stop.clone()),
+        stop_after: None,
+        steps_done: None,
+    };
+    match iclab_experiments::slurm::train_task(manifest, index, &opts)? {
+        Some(t) if !t.skipped => eprintln!(
+            "done: {} ({} steps{}) in {:.1} s, final loss {:.4}",
+            t.key,
+            t.done.steps,
+            t.done
+                .resumed_from
+                .map(|s| format!(", resumed from step {s}"))
+                .unwrap_or_default(),
+            t.seconds_now,
+            t.done.final_loss
+        ),
+        Some(_) => {}
+        None => {
+            eprintln!("stopped with a checkpoint: submit again to resume");
+            std::process::exit(130);
+        }
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod cmd_predict;
 mod cmd_reproduce;
 mod cmd_sweep;
 mod cmd_train;
+mod slurm_args;
 
 /// In-context learning lab: function classes, exact baselines, GPT-2-style in-context learners and
 /// the experiments of Yadlowsky, Doshi & Tripuraneni (2023).
