@@ -22,7 +22,25 @@ pub fn level() -> u8 {
     l
 }
 
+/// Environment variable that caps the level: `avx2` or `baseline` make an AVX-512 machine take the
+/// paths (and so the matmul sums, bit for bit) of a machine without it.
+pub const CAP_VAR: &str = "ICLAB_SIMD";
+
 fn detect() -> u8 {
+    let cap = match std::env::var(CAP_VAR).as_deref() {
+        Err(_) | Ok("") | Ok("avx512") => 3,
+        Ok("avx2") => 2,
+        Ok("baseline") => 1,
+        Ok(other) => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| eprintln!("warning: {CAP_VAR}={other:?} ignored: allowed: avx512, avx2, baseline"));
+            3
+        }
+    };
+    cpu_level().min(cap)
+}
+
+fn cpu_level() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {

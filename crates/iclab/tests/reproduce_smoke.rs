@@ -1,13 +1,21 @@
 //! `iclab reproduce --scale smoke` runs end to end and writes every file; a rerun reuses the
-//! trained models and cached evaluations.
+//! trained models and cached evaluations; and its bits are pinned: findings.csv, the tables, every
+//! model's metrics.jsonl and final checkpoint equal the goldens under tests/fixtures/ (so a
+//! refactor that changes a number fails here). Regenerate them, after a change that is meant to
+//! change numbers, with `ICLAB_BLESS=1 cargo test -p iclab --test reproduce_smoke`.
 
 use std::path::Path;
 use std::process::Command;
 
 fn run(out: &Path) -> std::process::Output {
+    run_with(out, &[])
+}
+
+fn run_with(out: &Path, envs: &[(&str, &str)]) -> std::process::Output {
     let o = Command::new(env!("CARGO_BIN_EXE_iclab"))
         .args(["--threads", "2", "reproduce", "--scale", "smoke", "--out"])
         .arg(out)
+        .envs(envs.iter().copied())
         .output()
         .expect("running iclab");
     assert!(
@@ -95,6 +103,8 @@ fn smoke_reproduce_writes_every_file_and_reuses_work() {
         "each distinct model is trained once"
     );
 
+    check_goldens(&out);
+
     // The rerun trains nothing and computes no prediction again.
     let before = std::fs::read_to_string(out.join("findings.csv")).unwrap();
     run(&out);
@@ -109,4 +119,90 @@ fn smoke_reproduce_writes_every_file_and_reuses_work() {
     let log = std::fs::read_to_string(out.join("log.txt")).unwrap();
     assert!(log.contains("0 computed"), "cached predictions are reused");
     let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn smoke_bits_do_not_depend_on_the_simd_level() {
+    if std::env::var_os("ICLAB_BLESS").is_some() {
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("iclab-smoke-baseline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    run_with(&out, &[("ICLAB_SIMD", "baseline")]);
+    check_goldens(&out);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// 64-bit FNV-1a, as 16 hex digits.
+fn fnv(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Every file of a smoke run whose bytes depend only on the computation (not timings), as
+/// "<path> <digest>" lines, sorted.
+fn digests(out: &Path) -> String {
+    let mut files: Vec<std::path::PathBuf> = vec![out.join("findings.csv")];
+    for e in std::fs::read_dir(out.join("tables")).unwrap() {
+        let p = e.unwrap().path();
+        // models.csv holds training seconds.
+        if p.extension().is_some_and(|x| x == "csv") && !p.ends_with("models.csv") {
+            files.push(p);
+        }
+    }
+    for e in std::fs::read_dir(out.join("models")).unwrap() {
+        let run = e.unwrap().path();
+        files.push(run.join("metrics.jsonl"));
+        for c in std::fs::read_dir(run.join("checkpoints")).unwrap() {
+            files.push(c.unwrap().path());
+        }
+    }
+    let mut lines: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(out).unwrap().display().to_string();
+            format!("{rel} {}", fnv(&std::fs::read(f).unwrap()))
+        })
+        .collect();
+    lines.sort();
+    lines.join("\n") + "\n"
+}
+
+fn check_goldens(out: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let golden_digests = fixtures.join("smoke-digests.txt");
+    let golden_findings = fixtures.join("smoke-findings.csv");
+    let findings = std::fs::read_to_string(out.join("findings.csv")).unwrap();
+    let now = digests(out);
+    if std::env::var_os("ICLAB_BLESS").is_some() {
+        std::fs::create_dir_all(&fixtures).unwrap();
+        std::fs::write(&golden_digests, &now).unwrap();
+        std::fs::write(&golden_findings, &findings).unwrap();
+        eprintln!("wrote {} and {}", golden_digests.display(), golden_findings.display());
+        return;
+    }
+    let want = std::fs::read_to_string(&golden_digests).unwrap();
+    assert_eq!(
+        findings,
+        std::fs::read_to_string(&golden_findings).unwrap(),
+        "findings.csv differs from {}",
+        golden_findings.display()
+    );
+    let differ: Vec<String> = want
+        .lines()
+        .zip(now.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("want {a}, got {b}"))
+        .collect();
+    assert!(
+        differ.is_empty() && want.lines().count() == now.lines().count(),
+        "the smoke run's bits changed ({} of {} files):\n{}",
+        differ.len(),
+        want.lines().count(),
+        differ.join("\n")
+    );
 }
