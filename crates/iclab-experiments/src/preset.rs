@@ -509,16 +509,103 @@ fn substitute_vars(
     })
 }
 
+fn raw_table(source: &str, text: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        ConfigError::new(
+            source,
+            e.to_string().trim(),
+            "a preset as documented in presets/README.md",
+        )
+    })
+}
+
+/// The text of the preset whose scales `scales_from = "id"` names: `dir/id.toml` if there is one,
+/// else the built-in preset.
+fn scales_source(id: &str, dir: Option<&Path>) -> Result<(String, String), ConfigError> {
+    if let Some(path) = dir.map(|d| d.join(format!("{id}.toml"))).filter(|p| p.is_file()) {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(
+                "scales_from",
+                id,
+                format!("a readable preset ({}: {e})", path.display()),
+            )
+        })?;
+        return Ok((path.display().to_string(), text));
+    }
+    BUILTIN
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(i, text)| (format!("presets/{i}.toml"), text.to_string()))
+        .ok_or_else(|| {
+            ConfigError::new(
+                "scales_from",
+                id,
+                "a built-in preset id (E1..E7) or the id of a preset file in the same folder",
+            )
+        })
+}
+
+/// Lays a preset's own `[scales.*]` over the ones it shares: per scale, each field replaces the
+/// shared one, except `vars` and `sweeps`, whose entries are laid over the shared entries one by
+/// one (a value is replaced whole, never merged inside).
+fn merge_scales(shared: &mut toml::Table, own: toml::Table) {
+    for (name, scale) in own {
+        match (shared.get_mut(&name), scale) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(fields)) => {
+                for (field, v) in fields {
+                    match (base.get_mut(&field), v) {
+                        (Some(toml::Value::Table(entries)), toml::Value::Table(over))
+                            if field == "vars" || field == "sweeps" =>
+                        {
+                            entries.extend(over);
+                        }
+                        (_, v) => {
+                            base.insert(field, v);
+                        }
+                    }
+                }
+            }
+            (_, scale) => {
+                shared.insert(name, scale);
+            }
+        }
+    }
+}
+
 impl Preset {
     /// Parses and validates a preset; `source` names it in errors.
     pub fn parse(source: &str, text: &str) -> Result<Preset, ConfigError> {
-        let raw: toml::Table = toml::from_str(text).map_err(|e| {
-            ConfigError::new(
-                source,
-                e.to_string().trim(),
-                "a preset as documented in presets/README.md",
-            )
-        })?;
+        Preset::parse_in(source, text, None)
+    }
+
+    /// [`Preset::parse`], with `scales_from = "ID"` read from `dir/ID.toml` when `dir` holds one,
+    /// else from the built-in preset ID.
+    fn parse_in(source: &str, text: &str, dir: Option<&Path>) -> Result<Preset, ConfigError> {
+        let mut raw = raw_table(source, text)?;
+        if let Some(from) = raw.remove("scales_from") {
+            let id = from
+                .as_str()
+                .ok_or_else(|| ConfigError::new(format!("{source}.scales_from"), &from, "a preset id, e.g. \"E1\""))?;
+            let (base_source, base_text) = scales_source(id, dir).map_err(|e| e.within(source))?;
+            let base = raw_table(&base_source, &base_text)?;
+            if base.contains_key("scales_from") {
+                return Err(ConfigError::new(
+                    format!("{source}.scales_from"),
+                    id,
+                    "a preset that defines its own scales (one without scales_from)",
+                ));
+            }
+            let mut scales = match base.get("scales") {
+                Some(toml::Value::Table(t)) => t.clone(),
+                _ => toml::Table::new(),
+            };
+            match raw.remove("scales") {
+                None => {}
+                Some(toml::Value::Table(own)) => merge_scales(&mut scales, own),
+                Some(other) => return Err(ConfigError::new(format!("{source}.scales"), other, "a table of scales")),
+            }
+            raw.insert("scales".to_string(), toml::Value::Table(scales));
+        }
         Preset::from_raw(source, raw, None)
     }
 
@@ -565,10 +652,10 @@ impl Preset {
         Ok(preset)
     }
 
-    /// Reads a preset file.
+    /// Reads a preset file (its `scales_from` from the same folder, else built in).
     pub fn load(path: &Path) -> anyhow::Result<Preset> {
         let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        Ok(Preset::parse(&path.display().to_string(), &text)?)
+        Ok(Preset::parse_in(&path.display().to_string(), &text, path.parent())?)
     }
 
     /// The built-in preset `id` ("E1".."E7").
