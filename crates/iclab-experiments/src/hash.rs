@@ -33,6 +33,12 @@ pub fn slug(s: &str) -> String {
         .to_string()
 }
 
+/// The `name` of an experiment's training config: `<task slug>-s<seed>` (the readable half of
+/// `runs::run_key`).
+pub fn run_name(task: &iclab_core::ClassSpec, seed: u64) -> String {
+    format!("{}-s{}", slug(&task.name()), seed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use iclab_core::{ClassSpec, ConfigError, Curriculum, PromptStrategy};
+use iclab_model::train::TrainConfig;
+use iclab_model::ModelConfig;
 
 use crate::expr::IntExpr;
 
@@ -326,21 +328,11 @@ impl CriterionKind {
 pub struct ModelPlan {
     pub name: String,
     pub label: String,
-    pub task: ClassSpec,
-    pub d: usize,
-    pub n: usize,
-    pub n_layer: usize,
-    pub n_head: usize,
-    pub n_embd: usize,
-    pub steps: u64,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub warmup_steps: u64,
-    pub curriculum: Curriculum,
-    /// Training seed index (0..seeds) and the seed itself.
+    /// Training seed index (0..seeds).
     pub seed_index: usize,
-    pub seed: u64,
-    pub train_set: Vec<String>,
+    /// Everything that trains it (its run key is `runs::run_key(&config)`): TrainConfig's
+    /// defaults, the scale's sizes and training, then the scale's and the model's `train_set`.
+    pub config: TrainConfig,
 }
 
 /// A resolved prompt set.
@@ -570,6 +562,45 @@ fn merge_scales(shared: &mut toml::Table, own: toml::Table) {
             }
         }
     }
+}
+
+/// The training config of one model at `scale`: TrainConfig's defaults, the scale's sizes and
+/// training, then `train_set` overrides. Checkpoints every tenth of the run (at least 100 steps)
+/// and logs the loss every 10 steps.
+fn model_config(
+    scale: &Scale,
+    task: &ClassSpec,
+    seed: u64,
+    curriculum: Curriculum,
+    train_set: &[String],
+) -> Result<TrainConfig, ConfigError> {
+    let mut cfg = TrainConfig {
+        name: crate::hash::run_name(task, seed),
+        seed,
+        steps: scale.steps,
+        batch_size: scale.batch_size,
+        checkpoint_every: (scale.steps / 10).max(100),
+        keep_every: 0,
+        log_every: 10,
+        eval_every: (scale.steps / 10).max(1),
+        model: ModelConfig {
+            d: scale.d,
+            n_points: scale.n,
+            n_layer: scale.n_layer,
+            n_head: scale.n_head,
+            n_embd: scale.n_embd,
+            tokens: Default::default(),
+        },
+        task: task.clone(),
+        inputs: PromptStrategy::Isotropic,
+        curriculum,
+        ..TrainConfig::default()
+    };
+    cfg.optimizer.lr = scale.lr;
+    cfg.optimizer.warmup_steps = scale.warmup_steps;
+    let cfg = iclab_core::config::resolve(&cfg, None, train_set)?;
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 impl Preset {
@@ -828,23 +859,15 @@ impl Preset {
                 .validate(scale.d)
                 .map_err(|e| e.within(&format!("{}.models.{}.task", self.id, m.name)))?;
             for s in 0..seeds {
+                let seed = scale.train_seed + s as u64;
+                let train_set: Vec<String> = scale.train_set.iter().chain(&m.train_set).cloned().collect();
+                let config = model_config(scale, &m.task, seed, curriculum, &train_set)
+                    .map_err(|e| e.within(&format!("{}.models.{}", self.id, m.name)))?;
                 models.push(ModelPlan {
                     name: m.name.clone(),
                     label: m.label.clone().unwrap_or_else(|| format!("{} model", m.name)),
-                    task: m.task.clone(),
-                    d: scale.d,
-                    n: scale.n,
-                    n_layer: scale.n_layer,
-                    n_head: scale.n_head,
-                    n_embd: scale.n_embd,
-                    steps: scale.steps,
-                    batch_size: scale.batch_size,
-                    lr: scale.lr,
-                    warmup_steps: scale.warmup_steps,
-                    curriculum,
                     seed_index: s,
-                    seed: scale.train_seed + s as u64,
-                    train_set: scale.train_set.iter().chain(&m.train_set).cloned().collect(),
+                    config,
                 });
             }
         }

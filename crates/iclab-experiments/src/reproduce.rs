@@ -187,7 +187,7 @@ pub fn distinct_models(plans: &[Plan]) -> anyhow::Result<Vec<(String, TrainConfi
     let mut distinct: Vec<(String, TrainConfig, Vec<String>)> = Vec::new();
     for plan in plans {
         for m in &plan.models {
-            let cfg = runs::train_config(m)?;
+            let cfg = m.config.clone();
             let key = runs::run_key(&cfg);
             let user = format!("{}:{}", plan.preset.id, m.name);
             match distinct.iter_mut().find(|(k, _, _)| *k == key) {

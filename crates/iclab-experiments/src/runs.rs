@@ -15,54 +15,16 @@ use std::sync::Mutex;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use iclab_core::{ClassSpec, PromptBatch, PromptStrategy};
+use iclab_core::PromptBatch;
 use iclab_model::checkpoint::write_atomic;
 use iclab_model::lock::DirLock;
 use iclab_model::train::{check_run_config, train_locked, RunDirState, TrainConfig, TrainOptions};
-use iclab_model::{Gpt, ModelConfig};
+use iclab_model::Gpt;
 
 use crate::eval::ModelSource;
-use crate::hash::slug;
-use crate::preset::{ModelPlan, Plan};
+use crate::preset::Plan;
 
-/// The training config of a model recipe: TrainConfig's defaults, the recipe, then the scale's and
-/// the model's `train_set` overrides.
-pub fn train_config(m: &ModelPlan) -> anyhow::Result<TrainConfig> {
-    let mut cfg = TrainConfig {
-        name: run_name(&m.task, m.seed),
-        seed: m.seed,
-        steps: m.steps,
-        batch_size: m.batch_size,
-        checkpoint_every: (m.steps / 10).max(100),
-        keep_every: 0,
-        log_every: 10,
-        eval_every: (m.steps / 10).max(1),
-        model: ModelConfig {
-            d: m.d,
-            n_points: m.n,
-            n_layer: m.n_layer,
-            n_head: m.n_head,
-            n_embd: m.n_embd,
-            tokens: Default::default(),
-        },
-        task: m.task.clone(),
-        inputs: PromptStrategy::Isotropic,
-        curriculum: m.curriculum,
-        ..TrainConfig::default()
-    };
-    cfg.optimizer.lr = m.lr;
-    cfg.optimizer.warmup_steps = m.warmup_steps;
-    let cfg =
-        iclab_core::config::resolve(&cfg, None, &m.train_set).map_err(|e| e.within(&format!("model {}", m.name)))?;
-    cfg.validate().map_err(|e| e.within(&format!("model {}", m.name)))?;
-    Ok(cfg)
-}
-
-/// The `name` of an experiment's training config: `<task slug>-s<seed>` (the readable half of
-/// [`run_key`]).
-pub fn run_name(task: &ClassSpec, seed: u64) -> String {
-    format!("{}-s{}", slug(&task.name()), seed)
-}
+pub use crate::hash::run_name;
 
 /// The run directory name of a config.
 pub fn run_key(cfg: &TrainConfig) -> String {
@@ -220,7 +182,7 @@ impl LoadedModels {
     pub fn load(plan: &Plan, models_dir: &Path) -> anyhow::Result<LoadedModels> {
         let mut models = LoadedModels::default();
         for m in &plan.models {
-            let cfg = train_config(m)?;
+            let cfg = m.config.clone();
             models.add_run(&m.name, m.seed_index, &cfg, &models_dir.join(run_key(&cfg)))?;
         }
         Ok(models)
@@ -245,7 +207,7 @@ impl LoadedModels {
     pub fn untrained(plan: &Plan) -> anyhow::Result<LoadedModels> {
         let mut models = HashMap::new();
         for m in &plan.models {
-            let cfg = train_config(m)?;
+            let cfg = m.config.clone();
             models.insert(
                 (m.name.clone(), m.seed_index),
                 (None, Gpt::new(cfg.model.clone(), cfg.seed)),

@@ -288,7 +288,7 @@ pub fn resolve(grid: Grid, text: String, dir: &Path) -> anyhow::Result<SweepPlan
                 .iter()
                 .find(|m| m.name == model)
                 .ok_or_else(|| invalid("base.model", model, allowed()))?;
-            (runs::train_config(m)?, None, p.preset.models.clone())
+            (m.config.clone(), None, p.preset.models.clone())
         }
         (None, Some(config)) => {
             if b.model.is_some() {

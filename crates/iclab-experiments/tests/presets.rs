@@ -86,15 +86,15 @@ fn scale_vars_restate_the_task_and_the_words() {
     assert_eq!(p.title, "dense against sparse");
     let a = p.plan("a", 1).unwrap();
     assert_eq!(a.models[0].name, "sparse");
-    assert_eq!(a.models[0].task.name(), "sparse(nnz=2)");
+    assert_eq!(a.models[0].config.task.name(), "sparse(nnz=2)");
     let b = p.plan("b", 1).unwrap();
     assert_eq!(b.preset.title, "dense against noisy");
     assert_eq!(b.models[0].name, "noisy");
-    assert_eq!(b.models[0].task.name(), "noisy_linear(noise_std=2)");
+    assert_eq!(b.models[0].config.task.name(), "noisy_linear(noise_std=2)");
     assert!(
-        b.models[1].task.name().contains("noisy_linear"),
+        b.models[1].config.task.name().contains("noisy_linear"),
         "{}",
-        b.models[1].task.name()
+        b.models[1].config.task.name()
     );
     assert_eq!(b.evals[0].name, "noisy");
     assert_eq!(b.evals[0].predictors[2], "bayes:noisy");

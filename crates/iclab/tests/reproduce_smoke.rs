@@ -91,9 +91,7 @@ fn smoke_reproduce_writes_every_file_and_reuses_work() {
     let mut keys = std::collections::BTreeSet::new();
     for p in iclab_experiments::Preset::builtins().unwrap() {
         for m in &p.plan("smoke", 1).unwrap().models {
-            keys.insert(iclab_experiments::runs::run_key(
-                &iclab_experiments::runs::train_config(m).unwrap(),
-            ));
+            keys.insert(iclab_experiments::runs::run_key(&m.config));
         }
     }
     assert_eq!(keys.len(), 11, "E1-E7 share 11 distinct models at smoke scale");
