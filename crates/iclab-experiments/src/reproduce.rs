@@ -199,7 +199,7 @@ pub fn distinct_models(plans: &[Plan]) -> anyhow::Result<Vec<(String, TrainConfi
     Ok(distinct)
 }
 
-/// Runs the experiments (see the module docs).
+/// Runs the experiments (see the module docs): plan, train, evaluate, write.
 pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     let t0 = Instant::now();
     // One writer per output folder (the models under it are locked one by one as they train).
@@ -245,13 +245,99 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             );
         }
     }
+    let Some(training) = train_phase(opts, &distinct, &models_dir, &mut log)? else {
+        log.line("stopped: rerun the same command to resume from the last checkpoint");
+        return Ok(Summary {
+            findings: Vec::new(),
+            wall_seconds: t0.elapsed().as_secs_f64(),
+            report_html: opts.out.join("report.html"),
+            report_md: opts.out.join("report.md"),
+            complete: false,
+        });
+    };
+
+    // ---- evaluate, check, draw ----
+    let evaluated = evaluate_phase(opts, &plans, &models_dir, &mut log)?;
+    let wall = t0.elapsed().as_secs_f64();
+
+    // ---- write: report, tables, findings.csv, summary.json ----
+    let findings_all = &evaluated.findings;
+    let passed_required = findings_all.iter().filter(|f| f.required && f.passed()).count();
+    let required = findings_all.iter().filter(|f| f.required).count();
+    let mut report = Report::new(format!("iclab reproduce ({} scale)", opts.scale))
+        .intro(format!(
+            "Reproduction of Yadlowsky, Doshi & Tripuraneni (2023), \"Pretraining Data Mixtures Enable Narrow \
+             Model Selection Capabilities in Transformer Models\" (built on Garg et al. 2022), at the {} scale \
+             with {} training seed(s): {} of {} required findings hold.",
+            opts.scale, opts.seeds, passed_required, required
+        ))
+        .intro(format!(
+            "Wall time {:.1} min ({:.1} min training {} models, {} reused from earlier runs; {:.1} min evaluation \
+             and figures) on {} worker thread(s). Errors are squared errors of the prediction after k in-context \
+             examples divided by E[y^2] of the test class (predicting 0 scores 1).",
+            wall / 60.0,
+            training.seconds / 60.0,
+            training.trained,
+            training.reused,
+            evaluated.seconds / 60.0,
+            rayon::current_num_threads()
+        ));
+    let summary = summary_json(opts, &plans, wall, &training, &evaluated);
+    let models_t = models_table(training.rows);
+    report.push(Section::new("Models").table(models_t.clone()));
+    for s in evaluated.sections {
+        report.push(s);
+    }
+    let mut tables_all = evaluated.tables;
+    tables_all.push(models_t);
+    iclab_report::write_tables(&tables_all, &opts.out.join("tables"))?;
+    let files = report.write(&opts.out)?;
+    std::fs::write(
+        opts.out.join("findings.csv"),
+        findings_table(&evaluated.findings).to_csv(),
+    )
+    .context("writing findings.csv")?;
+    std::fs::write(opts.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
+        .context("writing summary.json")?;
+    log.line(&format!(
+        "done in {:.1} min: {passed_required}/{required} required findings hold; report: {}",
+        wall / 60.0,
+        files.html.display()
+    ));
+    for f in &evaluated.findings {
+        log.line(&format!("  {}", f.to_report().headline()));
+    }
+    Ok(Summary {
+        findings: evaluated.findings,
+        wall_seconds: wall,
+        report_html: files.html,
+        report_md: files.markdown,
+        complete: true,
+    })
+}
+
+/// The training phase's record: one `models` table row per distinct model, and counts.
+struct Training {
+    rows: Vec<Vec<Cell>>,
+    trained: usize,
+    reused: usize,
+    seconds: f64,
+}
+
+/// Trains (or reuses) every distinct model into `models_dir`; None when Ctrl-C stopped it.
+fn train_phase(
+    opts: &Options,
+    distinct: &[(String, TrainConfig, Vec<String>)],
+    models_dir: &Path,
+    log: &mut Log,
+) -> anyhow::Result<Option<Training>> {
     let (jobs, threads_per_job) = runs::split_threads(opts.train_jobs, distinct.len());
     log.line(&format!(
         "{} distinct models to train or reuse ({jobs} at a time, {threads_per_job} thread(s) each)",
         distinct.len()
     ));
     let t_train = Instant::now();
-    let log_m = std::sync::Mutex::new(&mut log);
+    let log_m = std::sync::Mutex::new(&mut *log);
     let say = |s: String| log_m.lock().expect("log lock").line(&s);
     let cfgs: Vec<&TrainConfig> = distinct.iter().map(|(_, cfg, _)| cfg).collect();
     let train_opts = TrainOptions {
@@ -261,7 +347,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     };
     let results = runs::train_many(
         &cfgs,
-        &models_dir,
+        models_dir,
         (jobs, threads_per_job),
         &train_opts,
         &|event| match event {
@@ -303,13 +389,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
     for ((key, cfg, users), r) in distinct.iter().zip(results) {
         let Some(t) = r? else {
             log.line("stopped: rerun the same command to resume from the last checkpoint");
-            return Ok(Summary {
-                findings: Vec::new(),
-                wall_seconds: t0.elapsed().as_secs_f64(),
-                report_html: opts.out.join("report.html"),
-                report_md: opts.out.join("report.md"),
-                complete: false,
-            });
+            return Ok(None);
         };
         if t.skipped {
             n_reused += 1;
@@ -327,18 +407,32 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             Cell::from(users.join(", ")),
         ]);
     }
-    let train_seconds = t_train.elapsed().as_secs_f64();
+    Ok(Some(Training {
+        rows: trained_rows,
+        trained: n_trained,
+        reused: n_reused,
+        seconds: t_train.elapsed().as_secs_f64(),
+    }))
+}
 
-    // ---- evaluate, check, draw ----
+/// What the evaluation phase produced for the report.
+struct Evaluated {
+    findings: Vec<FindingResult>,
+    tables: Vec<Table>,
+    sections: Vec<Section>,
+    seconds: f64,
+}
+
+/// Evaluates, checks and draws every experiment of `plans` from the models in `models_dir`.
+fn evaluate_phase(opts: &Options, plans: &[Plan], models_dir: &Path, log: &mut Log) -> anyhow::Result<Evaluated> {
     let t_eval = Instant::now();
     let cache = opts.out.join("cache");
-    let mut report = Report::new(format!("iclab reproduce ({} scale)", opts.scale));
     let mut findings_all = Vec::new();
     let mut tables_all = Vec::new();
     let mut sections = Vec::new();
-    for plan in &plans {
+    for plan in plans {
         log.line(&format!("{}: {}", plan.preset.id, plan.preset.title));
-        let mut models = LoadedModels::load(plan, &models_dir)?;
+        let mut models = LoadedModels::load(plan, models_dir)?;
         let data = crate::eval::evaluate(plan, &mut models, Some(&cache), &mut |s| log.line(s))?;
         let finding = findings::check(plan, &data)?;
         for c in &finding.checks {
@@ -357,30 +451,16 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         sections.push(out.section);
         findings_all.push(finding);
     }
-    let eval_seconds = t_eval.elapsed().as_secs_f64();
-    let wall = t0.elapsed().as_secs_f64();
+    Ok(Evaluated {
+        findings: findings_all,
+        tables: tables_all,
+        sections,
+        seconds: t_eval.elapsed().as_secs_f64(),
+    })
+}
 
-    // ---- report ----
-    let passed_required = findings_all.iter().filter(|f| f.required && f.passed()).count();
-    let required = findings_all.iter().filter(|f| f.required).count();
-    report = report
-        .intro(format!(
-            "Reproduction of Yadlowsky, Doshi & Tripuraneni (2023), \"Pretraining Data Mixtures Enable Narrow \
-             Model Selection Capabilities in Transformer Models\" (built on Garg et al. 2022), at the {} scale \
-             with {} training seed(s): {} of {} required findings hold.",
-            opts.scale, opts.seeds, passed_required, required
-        ))
-        .intro(format!(
-            "Wall time {:.1} min ({:.1} min training {} models, {} reused from earlier runs; {:.1} min evaluation \
-             and figures) on {} worker thread(s). Errors are squared errors of the prediction after k in-context \
-             examples divided by E[y^2] of the test class (predicting 0 scores 1).",
-            wall / 60.0,
-            train_seconds / 60.0,
-            n_trained,
-            n_reused,
-            eval_seconds / 60.0,
-            rayon::current_num_threads()
-        ));
+/// tables/models.csv: every pretrained model of the run.
+fn models_table(rows: Vec<Vec<Cell>>) -> Table {
     let mut models_t = Table::new(
         "models",
         &[
@@ -395,19 +475,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
         ],
     )
     .caption("Every pretrained model (runs under models/), shared between experiments by its config hash.");
-    for r in trained_rows {
+    for r in rows {
         models_t.push(r);
     }
-    report.push(Section::new("Models").table(models_t.clone()));
-    for s in sections {
-        report.push(s);
-    }
-    tables_all.push(models_t);
-    let tables_dir = opts.out.join("tables");
-    iclab_report::write_tables(&tables_all, &tables_dir)?;
-    let files = report.write(&opts.out)?;
+    models_t
+}
 
-    // ---- findings.csv and summary.json ----
+/// findings.csv: one row per criterion of every finding.
+fn findings_table(findings_all: &[FindingResult]) -> Table {
     let mut ft = Table::new(
         "findings",
         &[
@@ -428,7 +503,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             "per_seed_right",
         ],
     );
-    for f in &findings_all {
+    for f in findings_all {
         for c in &f.checks {
             let per_seed = |side: fn(&(f64, f64)) -> f64| {
                 c.per_seed
@@ -457,17 +532,28 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
             ]);
         }
     }
-    std::fs::write(opts.out.join("findings.csv"), ft.to_csv()).context("writing findings.csv")?;
-    let summary = SummaryJson {
+    ft
+}
+
+/// summary.json.
+fn summary_json<'a>(
+    opts: &'a Options,
+    plans: &[Plan],
+    wall: f64,
+    training: &Training,
+    evaluated: &Evaluated,
+) -> SummaryJson<'a> {
+    SummaryJson {
         scale: &opts.scale,
         seeds: opts.seeds,
         experiments: plans.iter().map(|p| p.preset.id.clone()).collect(),
         wall_seconds: wall,
-        train_seconds,
-        eval_seconds,
-        models_trained: n_trained,
-        models_reused: n_reused,
-        findings: findings_all
+        train_seconds: training.seconds,
+        eval_seconds: evaluated.seconds,
+        models_trained: training.trained,
+        models_reused: training.reused,
+        findings: evaluated
+            .findings
             .iter()
             .map(|f| FindingJson {
                 id: f.id.clone(),
@@ -490,22 +576,5 @@ pub fn run(opts: &Options) -> anyhow::Result<Summary> {
                     .collect(),
             })
             .collect(),
-    };
-    std::fs::write(opts.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)
-        .context("writing summary.json")?;
-    log.line(&format!(
-        "done in {:.1} min: {passed_required}/{required} required findings hold; report: {}",
-        wall / 60.0,
-        files.html.display()
-    ));
-    for f in &findings_all {
-        log.line(&format!("  {}", f.to_report().headline()));
     }
-    Ok(Summary {
-        findings: findings_all,
-        wall_seconds: wall,
-        report_html: files.html,
-        report_md: files.markdown,
-        complete: true,
-    })
 }
